@@ -56,6 +56,7 @@ class EngineSession:
 
     def __init__(self):
         self._instances: dict[tuple, object] = {}
+        self._load_seconds: dict[str, float] = {}  # engines built during the current run
 
     def engine(self, kind: str, name: str, settings: dict):
         cls = completion_engine(name) if kind == "completion" else segmentation_engine(name)
@@ -69,7 +70,9 @@ class EngineSession:
             # One loaded model at a time: a new heavy instance replaces older ones of the same engine.
             for old in [k for k in self._instances if k[:2] == (kind, name)]:
                 del self._instances[old]
+            t0 = time.perf_counter()
             instance = self._instances[key] = cls(settings)
+            self._load_seconds[f"load_{name}"] = time.perf_counter() - t0
         else:
             instance.configure(settings)
         return instance
@@ -80,6 +83,7 @@ class EngineSession:
     def run(self, job: PartJob | Mesh, request: JobRequest, progress: Progress | None = None) -> JobResult:
         progress = progress or Progress()
         t_start = time.perf_counter()
+        self._load_seconds = {}
         if isinstance(job, Mesh):
             job = PartJob(job, np.full(job.num_faces, -1, np.int32))
         report = job.mesh.check()
@@ -117,6 +121,7 @@ class EngineSession:
             if not np.isfinite(part.vertices).all():
                 raise EngineError(f"the {name} engine produced non-finite coordinates for {part.name}",
                                   "report this as a bug with the input file", kind="engine_error")
+        timings.update(self._load_seconds)  # present only when an engine was built (loaded) for this job
         timings["total"] = time.perf_counter() - t_start
         return JobResult(parts, job.face_labels, name, seg_name, timings, warnings)
 

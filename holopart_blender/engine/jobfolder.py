@@ -20,8 +20,7 @@ import numpy as np
 from .api import JobRequest
 from .errors import InputError
 from .partjob import CompletedPart, JobResult, Mesh, PartJob
-
-PROTOCOL_VERSION = 1
+from .protocol import PROTOCOL_VERSION
 
 
 def write_job(folder: str | os.PathLike, job: PartJob, request: JobRequest) -> Path:

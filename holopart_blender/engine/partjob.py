@@ -9,6 +9,7 @@ the whole shape, which every engine sees as context, but to no part).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ class Mesh:
     faces: np.ndarray
     face_materials: np.ndarray | None = None
     name: str = "mesh"
+    _report: "MeshReport | None" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float64).reshape(-1, 3)
@@ -43,7 +45,15 @@ class Mesh:
         return len(self.faces)
 
     def check(self) -> "MeshReport":
-        """Validate the mesh; raise InputError for what cannot be used, report what is skipped."""
+        """Validate the mesh; raise InputError for what cannot be used, report what is skipped.
+
+        The report is computed once and cached: meshes are treated as immutable once built.
+        """
+        if self._report is None:
+            self._report = self._check()
+        return self._report
+
+    def _check(self) -> "MeshReport":
         if len(self.vertices) == 0 or len(self.faces) == 0:
             raise InputError(f"mesh '{self.name}' is empty ({len(self.vertices)} vertices, {len(self.faces)} faces)",
                              "select a mesh object that has faces")
@@ -51,26 +61,20 @@ class Mesh:
             raise InputError(f"mesh '{self.name}' has face indices outside its {len(self.vertices)} vertices",
                              "the file is corrupt; re-export it")
         finite_vertex = np.isfinite(self.vertices).all(axis=1)
-        corners = self.faces
-        finite = finite_vertex[corners].all(axis=1)
-        distinct = (corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2]) & (corners[:, 0] != corners[:, 2])
-        usable = finite & distinct
-        if usable.any():
-            v = np.where(finite_vertex[:, None], self.vertices, 0.0)
-            tri = v[corners[usable]]
-            area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-            scale = float(np.abs(v[finite_vertex]).max()) if finite_vertex.any() else 1.0
-            nonzero = area2 > (max(scale, 1e-30) ** 2) * 1e-14
-            idx = np.flatnonzero(usable)
-            usable[idx[~nonzero]] = False
+        a, b, c = self.faces[:, 0], self.faces[:, 1], self.faces[:, 2]
+        finite = finite_vertex[a] & finite_vertex[b] & finite_vertex[c]
+        v = np.where(finite_vertex[:, None], self.vertices, 0.0)
+        e1, e2 = v[b] - v[a], v[c] - v[a]
+        cross = (e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1]) ** 2
+        cross += (e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2]) ** 2
+        cross += (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) ** 2
+        scale = float(np.abs(v).max()) or 1.0
+        usable = finite & (cross > (scale**2 * 1e-14) ** 2)  # zero area, repeated corners included
         if not usable.any():
             raise InputError(f"mesh '{self.name}' has no usable face: every face is degenerate or has a NaN or "
                              "infinite coordinate", "fix the geometry (Mesh > Clean Up) and try again")
-        return MeshReport(
-            usable=usable,
-            nonfinite_faces=int((~finite).sum()),
-            degenerate_faces=int((finite & ~usable).sum()),
-        )
+        return MeshReport(usable=usable, nonfinite_faces=int((~finite).sum()),
+                          degenerate_faces=int((finite & ~usable).sum()))
 
     def submesh(self, face_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vertices and faces of the faces in ``face_mask``, compacted; plus the selected face indices."""
@@ -120,9 +124,9 @@ class PartJob:
             raise InputError("face labels below -1 are not allowed", "use -1 for faces that belong to no part")
         self.part_names = {int(k): str(v) for k, v in self.part_names.items()}
 
-    @property
+    @functools.cached_property
     def labels(self) -> list[int]:
-        """The part labels present, sorted."""
+        """The part labels present, sorted (computed once: a job's labels are not changed after it is built)."""
         present = np.unique(self.face_labels)
         return [int(x) for x in present if x != UNASSIGNED]
 

@@ -1,0 +1,229 @@
+"""Command line for pipelines: complete segments, segment meshes, or both (amodal segmentation).
+
+    python -m holopart_blender.engine.cli complete chair.glb --out chair_parts.glb
+    python -m holopart_blender.engine.cli complete scan.ply --labels scan_labels.npy --engine geometric
+    python -m holopart_blender.engine.cli segment scan.ply --out scan_labels.npy
+    python -m holopart_blender.engine.cli amodal models/ --out results/ --seed 7 --set steps=30
+    python -m holopart_blender.engine.cli engines
+
+INPUT is a mesh file or a folder of them (not recursive). A GLB/GLTF scene with several meshes is read as one
+segment per mesh (the official HoloPart input); a mesh plus ``--labels`` (or, in folder mode, a ``STEM.npy``
+beside each mesh) gives one integer label per face (-1 = none). Results: a GLB with one node per part plus a
+``.parts.json`` with each part's metadata; ``segment`` writes the labels as ``.npy`` and the segments as GLB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .api import EngineSession, JobRequest
+from .engines import COMPLETION_ENGINES, SEGMENTATION_ENGINES, completion_engine, segmentation_engine
+from .errors import EngineError, InputError
+from .meshfiles import MESH_SUFFIXES, load_job, write_parts
+from .partjob import CompletedPart, PartJob
+from .progress import Progress
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (plain lines, at most one a second, when not a terminal)."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label, self.stream = label, stream
+        self.tty = stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._last < 1.0 and fraction < 1.0:
+            return
+        self._last = now
+        filled = int(30 * fraction)
+        line = f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {stage}: {message}"
+        self.stream.write(("\r" + line[:160].ljust(160)) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _settings(pairs: list[str], seed: int | None) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InputError(f"--set takes NAME=VALUE, got {pair!r}", "for example --set steps=30")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value.strip()
+    if seed is not None:
+        out["seed"] = seed
+    return out
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
+        if not files:
+            raise InputError(f"no mesh files in {path}", f"the folder should hold {', '.join(MESH_SUFFIXES)} files")
+        return files
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}", "check the path")
+    return [path]
+
+
+def _job_for(path: Path, labels: Path | None, folder_mode: bool) -> PartJob:
+    if labels is None and folder_mode and path.with_suffix(".npy").is_file():
+        labels = path.with_suffix(".npy")
+    return load_job(path, labels)
+
+
+def _output_for(args, path: Path, folder_mode: bool, suffix: str) -> Path:
+    if args.out is None:
+        return path.with_name(f"{path.stem}_{args.command}{suffix}")
+    out = Path(args.out)
+    if folder_mode or out.is_dir() or not out.suffix:
+        return out / f"{path.stem}_{args.command}{suffix}"
+    return out
+
+
+def _segments_as_parts(job: PartJob) -> list[CompletedPart]:
+    parts = []
+    for label in job.labels:
+        vertices, faces, index = job.mesh.submesh(job.face_labels == label)
+        parts.append(CompletedPart(label, job.part_name(label), vertices, faces, index, len(index), -1, "segment"))
+    return parts
+
+
+def run(args) -> int:
+    session = EngineSession()
+    source = Path(args.input)
+    files = _inputs(source)
+    folder_mode = source.is_dir()
+    if args.labels and folder_mode:
+        raise InputError("--labels takes one file and so works with one input mesh",
+                         "in folder mode put STEM.npy beside each STEM mesh")
+    request = JobRequest(args.command, args.engine, _settings(args.set, args.seed),
+                         args.segmenter, _settings(args.segment_set, args.seed if args.command != "complete" else None),
+                         [int(x) for x in args.parts.split(",")] if args.parts else None)
+    failures = 0
+    for path in files:
+        bar = ProgressBar(path.name)
+        try:
+            job = _job_for(path, Path(args.labels) if args.labels else None, folder_mode)
+            result = session.run(job, request, Progress(None if args.quiet else bar))
+            bar.close()
+            if args.command == "segment":
+                out = _output_for(args, path, folder_mode, ".npy")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                np.save(out, result.face_labels)
+                segments = _segments_as_parts(PartJob(job.mesh, result.face_labels))
+                write_parts(out.with_suffix(".glb"), segments, {"source": path.name})
+                print(f"{path.name}: {len(segments)} parts -> {out}")
+            else:
+                out = _output_for(args, path, folder_mode, ".glb")
+                write_parts(out, result.parts, {"source": path.name, "engine": result.engine,
+                                                "segmentation_engine": result.segmentation_engine,
+                                                "timings": result.timings, "warnings": result.warnings})
+                print(f"{path.name}: {len(result.parts)} parts by {result.engine} in "
+                      f"{result.timings.get('total', 0):.2f} s -> {out}")
+            for warning in result.warnings:
+                print(f"  warning: {warning}", file=sys.stderr)
+        except EngineError as exc:
+            bar.close()
+            failures += 1
+            print(f"{path.name}: error ({exc.kind}): {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""),
+                  file=sys.stderr)
+    return 1 if failures else 0
+
+
+def list_engines() -> int:
+    print(json.dumps(_engine_table(), indent=1))
+    return 0
+
+
+def _engine_table() -> dict:
+    table = {}
+    for kind, names, load in (("completion", COMPLETION_ENGINES, completion_engine),
+                              ("segmentation", SEGMENTATION_ENGINES, segmentation_engine)):
+        for name in names:
+            try:
+                cls = load(name)
+                ok, reason = cls.availability()
+                table[f"{kind}:{name}"] = {"available": ok, "reason": reason, "description": cls.description,
+                                           "settings": {s.name: {"default": s.default, "help": s.help}
+                                                        for s in cls.settings_spec}}
+            except ImportError as exc:
+                table[f"{kind}:{name}"] = {"available": False, "reason": str(exc)}
+    return table
+
+
+def _settings_help() -> str:
+    lines = ["engine settings (give them with --set NAME=VALUE):"]
+    for key, info in _engine_table().items():
+        state = "" if info["available"] else f"  [not available here: {info['reason']}]"
+        lines.append(f"  {key}: {info.get('description', '')}{state}")
+        for name, setting in info.get("settings", {}).items():
+            lines.append(f"      {name} (default {setting['default']!r}): {setting['help']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m holopart_blender.engine.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    help_text = {"complete": "complete the labelled segments of each input into whole parts",
+                 "segment": "write one part label per face (.npy) and the segments (.glb)",
+                 "amodal": "segment, then complete every part (amodal segmentation)"}
+    for name, text in help_text.items():
+        sub = commands.add_parser(name, help=text, description=text, epilog=_settings_help,
+                                  formatter_class=_LazyEpilogFormatter)
+        sub.add_argument("input", help="a mesh file (.glb .gltf .obj .ply .stl .off) or a folder of them")
+        sub.add_argument("--out", help="output file, or folder (default: beside the input, STEM_COMMAND.glb/.npy)")
+        sub.add_argument("--seed", type=int, help="random seed, for engines that take one (same seed, same result)")
+        if name != "segment":
+            sub.add_argument("--engine", default="auto", choices=["auto", *COMPLETION_ENGINES],
+                             help="completion engine; auto = holopart when its weights are installed, else geometric")
+            sub.add_argument("--set", action="append", metavar="NAME=VALUE", help="a completion engine setting (repeatable)")
+        if name != "amodal":
+            sub.add_argument("--labels", help="a .npy file with one integer part label per face (-1 = none)")
+        if name == "complete":
+            sub.add_argument("--parts", help="comma-separated labels to complete (default: all)")
+        if name != "complete":
+            sub.add_argument("--segmenter", default="auto", choices=list(SEGMENTATION_ENGINES),
+                             help="segmentation engine; auto = loose parts when the mesh has several, else spectral")
+            sub.add_argument("--segment-set", action="append", metavar="NAME=VALUE",
+                             help="a segmentation engine setting (repeatable), e.g. num_parts=6")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    commands.add_parser("engines", help="list engines, whether they can run here, and their settings")
+    return parser
+
+
+class _LazyEpilogFormatter(argparse.RawDescriptionHelpFormatter):
+    """Builds the settings list only when --help is shown (it inspects every engine)."""
+
+    def add_text(self, text):
+        super().add_text(text() if callable(text) else text)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "engines":
+        return list_engines()
+    for attr, default in (("engine", "auto"), ("set", None), ("segmenter", "auto"), ("segment_set", None),
+                          ("labels", None), ("parts", None)):
+        if not hasattr(args, attr):
+            setattr(args, attr, default)
+    try:
+        return run(args)
+    except EngineError as exc:
+        print(f"error ({exc.kind}): {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

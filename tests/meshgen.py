@@ -1,0 +1,29 @@
+"""Small real meshes generated for tests (no files needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+
+
+def grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An n×n vertex height-field sheet with 2·(n-1)² triangles (n=1001 gives 2M faces)."""
+    u = np.linspace(-1.0, 1.0, n)
+    x, y = np.meshgrid(u, u, indexing="ij")
+    z = 0.1 * np.sin(3 * x) * np.cos(3 * y)
+    vertices = np.stack([x, y, z], -1).reshape(-1, 3)
+    i = np.arange(n - 1)
+    a = (i[:, None] * n + i[None, :]).reshape(-1)
+    faces = np.concatenate([np.stack([a, a + n, a + 1], 1), np.stack([a + 1, a + n, a + n + 1], 1)])
+    return vertices, faces
+
+
+def two_boxes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two touching boxes as one mesh, with one label per box."""
+    a = trimesh.creation.box((1, 1, 1))
+    b = trimesh.creation.box((0.5, 0.5, 2.0))
+    b.apply_translation((0.0, 0.0, 1.2))
+    vertices = np.concatenate([a.vertices, b.vertices])
+    faces = np.concatenate([a.faces, b.faces + len(a.vertices)])
+    labels = np.concatenate([np.zeros(len(a.faces), np.int32), np.ones(len(b.faces), np.int32)])
+    return vertices, faces, labels

@@ -1,0 +1,130 @@
+"""The worker as a real subprocess, driven through the client: jobs, progress, cancel, failures, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from holopart_blender.engine import jobfolder, meshfiles, protocol
+from holopart_blender.engine.api import JobRequest
+from holopart_blender.engine.client import PACKAGE_PARENT, WorkerClient
+from holopart_blender.engine.partjob import Mesh, PartJob
+from meshgen import grid
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = WorkerClient()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def chair_job(benchmark_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("chair job")
+    jobfolder.write_job(folder, meshfiles.load_job(benchmark_dir / "chair.glb"), JobRequest("complete", "hull"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def long_job(tmp_path_factory):
+    """3,000 small parts: several seconds of hull work with a progress call per part."""
+    vertices, faces = grid(301)
+    labels = (np.arange(len(faces)) // 60).astype(np.int32)
+    folder = tmp_path_factory.mktemp("long job ä")
+    jobfolder.write_job(folder, PartJob(Mesh(vertices, faces), labels), JobRequest("complete", "hull"))
+    return folder
+
+
+def test_two_jobs_in_a_row_without_reloading(client, chair_job):
+    events = []
+    first = client.run(chair_job, on_event=events.append, timeout=120)
+    assert first["type"] == "done", first
+    pid = client.pid
+    assert events[0]["type"] == "hello" and events[0]["protocol"] == protocol.PROTOCOL_VERSION
+    assert any(e["type"] == "progress" for e in events)
+    assert "load_hull" in first["summary"]["timings"]
+    second = client.run(chair_job, timeout=120)
+    assert second["type"] == "done" and client.pid == pid
+    assert "load_hull" not in second["summary"]["timings"]  # the engine instance was kept
+    result = jobfolder.read_result(chair_job)
+    assert [p.name for p in result.parts][:2] == ["chair_seat", "chair_leg1"]
+    assert all(p.watertight for p in result.parts)
+
+
+def test_progress_streams_and_cancel_keeps_the_worker(client, long_job, chair_job):
+    job_id = client.submit(long_job)
+    progress = []
+    start = time.monotonic()
+    while len(progress) < 5:
+        event = client.wait_event(timeout=60)
+        assert event is not None and event["type"] not in ("error", "done"), event
+        if event["type"] == "progress":
+            progress.append((time.monotonic() - start, event))
+    assert all(0.0 <= e["fraction"] <= 1.0 and e["id"] == job_id for _, e in progress)
+    pid = client.pid
+    client.cancel(job_id)
+    while True:
+        event = client.wait_event(timeout=30)
+        assert event is not None, "no answer to the cancel"
+        if event["type"] in protocol.FINAL_JOB_EVENTS:
+            break
+    assert event["type"] == "cancelled" and event["id"] == job_id
+    assert client.run(chair_job, timeout=120)["type"] == "done" and client.pid == pid
+
+
+def test_a_failing_job_reports_and_the_worker_goes_on(client, chair_job, tmp_path):
+    job, _ = jobfolder.read_job(chair_job)
+    jobfolder.write_job(tmp_path, job, JobRequest("complete", "hull", parts=[42]))
+    event = client.run(tmp_path, timeout=60)
+    assert event["type"] == "error" and event["kind"] == "bad_input" and "42" in event["message"] and event["hint"]
+    missing = client.run(tmp_path / "no such folder", timeout=60)
+    assert missing["type"] == "error" and missing["kind"] == "bad_input"
+    assert client.run(chair_job, timeout=120)["type"] == "done"
+
+
+def test_client_recovers_from_a_killed_worker(long_job, chair_job):
+    c = WorkerClient()
+    try:
+        job_id = c.submit(long_job)
+        while (event := c.wait_event(timeout=60))["type"] != "progress":
+            pass
+        old_pid = c.pid
+        os.kill(old_pid, signal.SIGKILL)
+        seen = []
+        while not any(e["type"] == "worker_exit" for e in seen):
+            event = c.wait_event(timeout=30)
+            assert event is not None, "the client did not notice the dead worker"
+            seen.append(event)
+        crash = next(e for e in seen if e["type"] == "error")
+        assert crash["id"] == job_id and crash["kind"] == "worker_crashed" and crash["hint"]
+        assert not c.running
+        assert c.run(chair_job, timeout=120)["type"] == "done" and c.pid != old_pid
+    finally:
+        c.close()
+
+
+def test_bad_protocol_lines_get_errors_not_hangs():
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT))
+    lines = b"not json\n" + b'{"v": 99, "type": "ping"}\n' + protocol.encode("ping") + protocol.encode("shutdown")
+    out = subprocess.run([sys.executable, "-m", "holopart_blender.engine.worker"], input=lines, env=env,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0
+    messages = [protocol.decode(line, protocol.WORKER_MESSAGES) for line in out.stdout.splitlines()]
+    assert [m["type"] for m in messages] == ["hello", "error", "error", "pong"]
+    assert messages[1]["kind"] == "protocol" and "JSON" in messages[1]["message"]
+    assert "version" in messages[2]["message"]
+
+
+def test_engines_listing(client):
+    client.request_engines()
+    while (event := client.wait_event(timeout=60))["type"] != "engines":
+        pass
+    assert event["completion"]["hull"]["available"] is True
+    assert "holopart" in event["completion"]
