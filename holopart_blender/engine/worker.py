@@ -143,8 +143,9 @@ class Worker:
                   segmentation=describe(SEGMENTATION_ENGINES, segmentation_engine), loaded=self._session.loaded())
 
     def serve(self, stdin) -> int:
-        threading.Thread(target=self.read_stdin, args=(stdin,), daemon=True).start()
+        # hello goes first: the reader thread may answer a bad line with an error as soon as it starts.
         self.send("hello", pid=os.getpid(), python=sys.executable, protocol=protocol.PROTOCOL_VERSION)
+        threading.Thread(target=self.read_stdin, args=(stdin,), daemon=True).start()
         if self._inbox.empty():
             _warm_up()
         while True:
