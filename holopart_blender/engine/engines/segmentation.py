@@ -1,0 +1,94 @@
+"""Segmentation engines: one part label per face, with no weights and no GPU.
+
+- ``loose_parts``: the mesh's connected pieces of surface (after welding the split vertices of UV and
+  normal seams); pieces under ``min_area`` of the surface join the nearest larger piece. Artist meshes are
+  usually modelled part by part, so this recovers the real parts exactly.
+- ``materials``: one part per material slot (the mesh's per-face material index).
+- ``spectral``: concavity-aware spectral clustering for one-piece meshes (scans, generated models,
+  remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
+- ``auto``: loose parts when the mesh has two or more significant pieces, else spectral.
+
+Labels already stored on the mesh (a Blender integer face attribute) need no engine: the Blender side sends
+them as the job's labels. Faces that no engine can use (zero area, non-finite coordinates) get -1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry.spectral import segment_parts
+from ..geometry.topology import loose_parts
+from ..partjob import Mesh
+from ..progress import Progress
+from .base import SegmentationEngine, Setting
+
+MIN_AREA = Setting("min_area", float, 0.01,
+                   "pieces smaller than this fraction of the surface area join the nearest larger piece",
+                   minimum=0.0, maximum=0.5)
+SPECTRAL_SETTINGS = (
+    Setting("num_parts", int, 0, "number of parts for one-piece meshes; 0 chooses it from the shape (eigengap)",
+            minimum=0, maximum=64),
+    Setting("max_parts", int, 12, "the most parts the automatic choice may return", minimum=2, maximum=64),
+    Setting("seed", int, 0, "seed of the clustering's random starts (same seed, same labels)", minimum=0),
+)
+
+
+def _on_usable_faces(mesh: Mesh, run) -> np.ndarray:
+    """Run ``run(vertices, faces)`` on the usable faces; the rest get -1."""
+    usable = mesh.check().usable
+    labels = np.full(mesh.num_faces, -1, np.int32)
+    vertices, faces, face_index = mesh.submesh(usable)
+    labels[face_index] = run(vertices, faces)
+    return labels
+
+
+class LooseParts(SegmentationEngine):
+    name = "loose_parts"
+    description = "one part per connected piece of the mesh; tiny pieces join their nearest neighbour"
+    settings_spec = (MIN_AREA,)
+
+    def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
+        progress(0.0, "finding connected pieces")
+        labels = _on_usable_faces(mesh, lambda v, f: loose_parts(v, f, self.settings["min_area"]))
+        progress(1.0, f"{labels.max() + 1} pieces")
+        return labels
+
+
+class MaterialSlots(SegmentationEngine):
+    name = "materials"
+    description = "one part per material slot"
+
+    def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
+        if mesh.face_materials is None:
+            raise InputError(f"mesh '{mesh.name}' has no material indices",
+                             "assign materials to the parts, or use the loose_parts or spectral segmenter")
+        progress(1.0, "material slots")
+        return np.where(mesh.check().usable, mesh.face_materials, -1).astype(np.int32)
+
+
+class SpectralSegmentation(SegmentationEngine):
+    name = "spectral"
+    description = "concavity-aware spectral clustering for one-piece meshes (part count automatic or given)"
+    settings_spec = SPECTRAL_SETTINGS
+
+    def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
+        s = self.settings
+        return _on_usable_faces(mesh, lambda v, f: segment_parts(
+            v, f, num_parts=s["num_parts"], max_parts=s["max_parts"], seed=s["seed"], progress=progress))
+
+
+class AutoSegmentation(SegmentationEngine):
+    name = "auto"
+    description = "loose parts when the mesh has 2+ significant pieces, else spectral clustering"
+    settings_spec = (MIN_AREA, *SPECTRAL_SETTINGS)
+
+    def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
+        s = self.settings
+        progress(0.0, "finding connected pieces")
+        labels = _on_usable_faces(mesh, lambda v, f: loose_parts(v, f, s["min_area"]))
+        if labels.max() >= 1:
+            progress(1.0, f"{labels.max() + 1} loose parts")
+            return labels
+        return SpectralSegmentation({k: s[k] for k in ("num_parts", "max_parts", "seed")}).segment(
+            mesh, progress.span(0.1, 1.0))
