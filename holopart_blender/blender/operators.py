@@ -1,0 +1,348 @@
+"""The artist's operators: Complete Part, Segment, Assign Part, New Part, Complete All, Cancel.
+
+Engine operators run a job on the worker. Invoked from the UI they are modal: a timer drains the worker's
+events on the main thread, progress shows in the panel and the status bar, Esc cancels, and the result is
+built in the operator's last event, so one Undo removes it. Called from Python (``EXEC_DEFAULT``) or in
+background mode they run the job to the end synchronously, printing progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import bpy
+import numpy as np
+
+from ..engine.errors import EngineError, InputError
+from . import jobs, meshdata
+from .addon import preferences
+
+ENGINE_ITEMS = [
+    ("PREFERENCES", "Preferences", "The engine chosen in the add-on preferences"),
+    ("auto", "Auto", "HoloPart when its weights are installed, otherwise the geometric engine"),
+    ("holopart", "HoloPart", "The HoloPart diffusion model (engine environment and weights needed)"),
+    ("geometric", "Geometric", "CPU geometric completion (works out of the box)"),
+    ("hull", "Convex Hull", "Baseline: the convex hull of each segment"),
+    ("visible", "Visible Only", "Baseline: each segment unchanged"),
+]
+FORCE_KILL_SECONDS = 5.0
+
+
+class _EngineJobOperator:
+    """Shared run logic; subclasses define ``make_job`` (read the source, build the request) and ``apply``."""
+
+    bl_options = {"REGISTER", "UNDO"}
+
+    def make_job(self, context) -> jobs.Job:
+        raise NotImplementedError
+
+    def apply(self, context, job: jobs.Job, result) -> str:
+        """Build the result into the scene; returns the report text."""
+        raise NotImplementedError
+
+    def _start(self, context) -> jobs.Job | None:
+        if jobs.current is not None:
+            self.report({"ERROR"}, "HoloPart is already running a job; wait for it or cancel it")
+            return None
+        try:
+            return self.make_job(context)
+        except EngineError as exc:
+            self.report({"ERROR"}, _error_text(exc.to_dict()))
+            return None
+
+    def execute(self, context):
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        printer = _ProgressPrinter()
+        jobs.current = job
+        try:
+            final = job.run(on_event=printer)
+        finally:
+            job.finish()
+        return self._finish(context, job, final)
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        job.start()
+        self._job = job
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0.0, 1.0)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS" and job.cancel_time is None:
+            job.cancel()
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        final = job.drain()
+        if final is None and job.cancel_time and time.monotonic() - job.cancel_time > FORCE_KILL_SECONDS:
+            job.client.close(timeout=0.5)  # the engine is stuck inside a step: stop the worker
+            final = {"type": "cancelled", "id": job.job_id}
+        if final is None:
+            context.window_manager.progress_update(job.fraction)
+            context.workspace.status_text_set(job.status_text())
+            _redraw_panels(context)
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        job.finish()
+        _redraw_panels(context)
+        return self._finish(context, job, final)
+
+    def _finish(self, context, job: jobs.Job, final: dict):
+        if final["type"] == "cancelled":
+            self.report({"WARNING"}, "HoloPart: cancelled; nothing was changed")
+            return {"CANCELLED"}
+        if final["type"] == "error":
+            self.report({"ERROR"}, _error_text(final))
+            return {"CANCELLED"}
+        try:
+            text = self.apply(context, job, job.result())
+        except EngineError as exc:
+            self.report({"ERROR"}, _error_text(exc.to_dict()))
+            return {"CANCELLED"}
+        seconds = time.monotonic() - job.started
+        for warning in final.get("summary", {}).get("warnings", []):
+            self.report({"WARNING"}, f"HoloPart: {warning}")
+        jobs.last_summary = f"{text} in {seconds:.1f} s"
+        self.report({"INFO"}, f"HoloPart: {jobs.last_summary}")
+        return {"FINISHED"}
+
+    def _source(self, context):
+        obj = bpy.data.objects.get(self._source_name)
+        if obj is None:
+            raise InputError(f"the object '{self._source_name}' is gone", "run the operator again")
+        return obj
+
+
+class _CompletionOperator(_EngineJobOperator):
+    engine: bpy.props.EnumProperty(name="Engine", items=ENGINE_ITEMS, default="PREFERENCES",
+                                   description="Completion engine for this run")
+
+    def engine_name(self) -> str:
+        return "" if self.engine == "PREFERENCES" else self.engine
+
+    def apply(self, context, job, result):
+        """One new object per completed part (see ``meshdata.build_parts``)."""
+        source_obj = self._source(context)
+        if source_obj.mode == "EDIT":
+            with context.temp_override(active_object=source_obj, object=source_obj):
+                bpy.ops.object.mode_set(mode="OBJECT")
+        collection, objects = meshdata.build_parts(context, source_obj, job.source, result)
+        engine = f"{result.engine} (auto)" if job.request.engine == "auto" else result.engine
+        return f"{len(objects)} part(s) with {engine} into '{collection.name}'"
+
+
+class HOLOPART_OT_complete_part(_CompletionOperator, bpy.types.Operator):
+    """Complete the selected faces as one whole part (a new object; the source is hidden, not changed)"""
+
+    bl_idname = "holopart.complete_part"
+    bl_label = "Complete Part"
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != "EDIT_MESH":
+            cls.poll_message_set("Select the part's faces in Edit Mode first")
+            return False
+        return True
+
+    def make_job(self, context):
+        obj = context.edit_object
+        self._source_name = obj.name
+        source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "selection")
+        if not source.job.labels:
+            raise InputError("no faces are selected", "select the faces of one part in Edit Mode")
+        source.job.part_names = {0: "part"}
+        prefs = preferences()
+        request = jobs.make_request(prefs, context.scene.holopart, "complete", self.engine_name())
+        return jobs.Job(jobs.worker_client(prefs), "complete", obj.name, source, request)
+
+
+class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
+    """Amodal segmentation: segment the active mesh if it has no parts yet, then complete every part"""
+
+    bl_idname = "holopart.complete_all"
+    bl_label = "Complete All Parts"
+
+    resegment: bpy.props.BoolProperty(name="Segment Again", default=False,
+                                      description="Segment even if the mesh already has part labels")
+
+    @classmethod
+    def poll(cls, context):
+        return _poll_mesh(cls, context)
+
+    def make_job(self, context):
+        obj = context.active_object
+        self._source_name = obj.name
+        source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "attribute")
+        operation = "complete" if source.job.labels and not self.resegment else "amodal"
+        if operation == "amodal":
+            source.job.face_labels[:] = -1
+        prefs = preferences()
+        request = jobs.make_request(prefs, context.scene.holopart, operation, self.engine_name())
+        return jobs.Job(jobs.worker_client(prefs), operation, obj.name, source, request)
+
+    def apply(self, context, job, result):
+        if result.face_labels is not None:  # the parts as segmented (the source itself stays unchanged)
+            job.source.job.face_labels = np.asarray(result.face_labels, np.int32)
+        return super().apply(context, job, result)
+
+
+class HOLOPART_OT_segment(_EngineJobOperator, bpy.types.Operator):
+    """Split the active mesh into parts: writes the integer face attribute 'holopart_part' with a colour preview"""
+
+    bl_idname = "holopart.segment"
+    bl_label = "Segment into Parts"
+
+    @classmethod
+    def poll(cls, context):
+        return _poll_mesh(cls, context)
+
+    def make_job(self, context):
+        obj = context.active_object
+        self._source_name = obj.name
+        source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "none")
+        if source.num_polygons != len(obj.data.polygons):
+            # Modifiers change the faces: labels must land on the mesh's own faces, so segment those.
+            source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "none", evaluated=False)
+        prefs = preferences()
+        request = jobs.make_request(prefs, context.scene.holopart, "segment")
+        return jobs.Job(jobs.worker_client(prefs), "segment", obj.name, source, request)
+
+    def apply(self, context, job, result):
+        obj = self._source(context)
+        labels = meshdata.polygon_labels_from_triangles(result.face_labels, job.source.tri_polygon,
+                                                        job.source.num_polygons)
+        with _object_mode(context, obj):
+            meshdata.write_labels(obj.data, labels)
+        note = "" if job.source.evaluated else " (modifiers change the faces: segmented the mesh without them)"
+        return f"{len(set(labels.tolist()) - {-1})} parts with {result.segmentation_engine}{note}"
+
+
+class _LabelEditOperator:
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != "EDIT_MESH":
+            cls.poll_message_set("Select faces in Edit Mode first")
+            return False
+        return True
+
+    def relabel(self, context, choose) -> set:
+        obj = context.edit_object
+        with _object_mode(context, obj):  # face attributes are only readable outside Edit Mode
+            selected = np.zeros(len(obj.data.polygons), bool)
+            obj.data.polygons.foreach_get("select", selected)
+            if not selected.any():
+                self.report({"ERROR"}, "No faces are selected")
+                return {"CANCELLED"}
+            labels = meshdata.read_labels(obj.data)
+            part = choose(labels)
+            labels[selected] = part
+            meshdata.write_labels(obj.data, labels)
+        context.scene.holopart.active_part = part
+        self.report({"INFO"}, f"{int(selected.sum())} face(s) now belong to part {part}")
+        return {"FINISHED"}
+
+
+class HOLOPART_OT_assign_part(_LabelEditOperator, bpy.types.Operator):
+    """Put the selected faces into the active part"""
+
+    bl_idname = "holopart.assign_part"
+    bl_label = "Assign to Part"
+
+    part: bpy.props.IntProperty(name="Part", default=-2, min=-2,
+                                description="Part id (-1 removes the faces from every part; -2: the active part)")
+
+    def execute(self, context):
+        part = context.scene.holopart.active_part if self.part == -2 else self.part
+        return self.relabel(context, lambda labels: part)
+
+
+class HOLOPART_OT_new_part(_LabelEditOperator, bpy.types.Operator):
+    """Make the selected faces a new part"""
+
+    bl_idname = "holopart.new_part"
+    bl_label = "New Part from Selection"
+
+    def execute(self, context):
+        return self.relabel(context, lambda labels: int(labels.max(initial=-1)) + 1)
+
+
+class HOLOPART_OT_cancel(bpy.types.Operator):
+    """Cancel the running HoloPart job"""
+
+    bl_idname = "holopart.cancel"
+    bl_label = "Cancel HoloPart Job"
+
+    @classmethod
+    def poll(cls, context):
+        return jobs.current is not None
+
+    def execute(self, context):
+        jobs.current.cancel()
+        return {"FINISHED"}
+
+
+@contextlib.contextmanager
+def _object_mode(context, obj):
+    """Leave Edit Mode for the block (mesh data is only current and writable outside it), then go back."""
+    editing = obj.mode == "EDIT"
+    with context.temp_override(active_object=obj, object=obj):
+        if editing:
+            bpy.ops.object.mode_set(mode="OBJECT")
+        try:
+            yield
+        finally:
+            if editing:
+                bpy.ops.object.mode_set(mode="EDIT")
+
+
+def _poll_mesh(cls, context) -> bool:
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        cls.poll_message_set("The active object must be a mesh")
+        return False
+    return True
+
+
+def _error_text(event: dict) -> str:
+    hint = event.get("hint")
+    return f"HoloPart: {event.get('message', 'failed')}" + (f" ({hint})" if hint else "")
+
+
+def _redraw_panels(context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+class _ProgressPrinter:
+    """Prints progress in background mode, once per stage change or 10% step."""
+
+    def __init__(self):
+        self._last = ("", -1)
+
+    def __call__(self, event: dict) -> None:
+        if event["type"] != "progress":
+            return
+        key = (event["stage"], int(event["fraction"] * 10))
+        if key != self._last:
+            self._last = key
+            print(f"HoloPart: {event['stage']} {event['fraction'] * 100:3.0f}% {event['message']}", flush=True)
+
+
+CLASSES = (HOLOPART_OT_complete_part, HOLOPART_OT_complete_all, HOLOPART_OT_segment, HOLOPART_OT_assign_part,
+           HOLOPART_OT_new_part, HOLOPART_OT_cancel)

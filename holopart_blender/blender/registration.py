@@ -1,0 +1,28 @@
+"""Registers the Blender side: classes, the scene settings, and the menu entries (which also make the
+operators findable with F3 search). ``holopart_blender.register``/``unregister`` call these."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import jobs, operators, panels, preferences, properties
+
+CLASSES = (*properties.CLASSES, *preferences.CLASSES, *operators.CLASSES, *panels.CLASSES)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_properties()
+    for menu, draw in panels.MENU_ENTRIES:
+        menu.append(draw)
+
+
+def unregister():
+    jobs.shutdown_worker()
+    preferences.stop_tasks()
+    for menu, draw in reversed(panels.MENU_ENTRIES):
+        menu.remove(draw)
+    properties.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,238 @@
+"""The operators in real Blender (bpy 5.0.1) with the real worker process and the default engine."""
+
+from __future__ import annotations
+
+from blender_harness import run_blender
+
+ENGINE = "PREFERENCES"  # the product default: the preferences' "auto"
+
+
+def test_complete_part_makes_a_new_object_and_leaves_the_source_alone(tmp_path):
+    out = run_blender(f"""
+        from mathutils import Matrix
+        src = cube("Crate", location=(1.0, 2.0, 3.0))
+        src.rotation_euler = (0.3, 0.2, 0.1)
+        src.scale = (1.0, 2.0, 0.5)
+        red, blue = bpy.data.materials.new("Red"), bpy.data.materials.new("Blue")
+        src.data.materials.append(red)
+        src.data.materials.append(blue)
+        src.data.polygons[1].material_index = 1
+        bpy.context.view_layer.update()
+        before = [tuple(v.co) for v in src.data.vertices]
+        select_faces(src, [0, 1, 2])
+        state = jobs.environment_manager(bpy.context.preferences.addons["holopart_blender"].preferences).state()
+        assert state.status == "missing", state  # first run: no engine environment
+        result = bpy.ops.holopart.complete_part(engine={ENGINE!r})
+        assert result == {{"FINISHED"}}, result
+        assert jobs.worker_client(bpy.context.preferences.addons["holopart_blender"].preferences).python == sys.executable
+        assert "UNDO" in bpy.types.HOLOPART_OT_complete_part.bl_options
+        parts = result_objects("Crate")
+        assert [p.name for p in parts] == ["Crate_part"], [p.name for p in parts]
+        part = parts[0]
+        assert bpy.data.collections["Crate parts"].name in [c.name for c in bpy.context.scene.collection.children]
+        assert np.allclose(np.array(part.matrix_world), np.array(src.matrix_world), atol=1e-6)
+        assert src.hide_get() and src.mode == "OBJECT"
+        assert [tuple(v.co) for v in src.data.vertices] == before and len(src.data.polygons) == 6
+        assert {{m.name for m in part.data.materials}} <= {{"Red", "Blue"}} and len(part.data.materials) >= 1
+        assert [m.name for m in part.modifiers] == ["Smooth by Angle"], [m.name for m in part.modifiers]
+        # Kept faces carry the source's UVs corner by corner (matched here by world position).
+        source_uv = dict()
+        for f in (0, 1, 2):
+            for li in src.data.polygons[f].loop_indices:
+                key = tuple(np.round(src.matrix_world @ src.data.vertices[src.data.loops[li].vertex_index].co, 4))
+                source_uv.setdefault(key, set()).add(tuple(np.round(src.data.uv_layers["UVMap"].uv[li].vector, 4)))
+        matched = 0
+        for li, loop in enumerate(part.data.loops):
+            key = tuple(np.round(part.matrix_world @ part.data.vertices[loop.vertex_index].co, 4))
+            uv = tuple(np.round(part.data.uv_layers["UVMap"].uv[li].vector, 4))
+            if key in source_uv and uv != (0.0, 0.0):
+                assert uv in source_uv[key], (key, uv, source_uv[key])
+                matched += 1
+        # The part, in world space, covers the selected faces (given to the engine in world space).
+        world = np.array([tuple(part.matrix_world @ v.co) for v in part.data.vertices])
+        sel = np.array([tuple(src.matrix_world @ src.data.vertices[i].co)
+                        for f in (0, 1, 2) for i in src.data.polygons[f].vertices])
+        diag = np.linalg.norm(sel.max(0) - sel.min(0))
+        assert np.all(world.min(0) <= sel.min(0) + 0.05 * diag) and np.all(world.max(0) >= sel.max(0) - 0.05 * diag)
+        assert np.all(world.min(0) >= sel.min(0) - 0.5 * diag) and np.all(world.max(0) <= sel.max(0) + 0.5 * diag)
+        # An engine that remeshes (the convex hull keeps no face) gets a Data Transfer from the source instead.
+        src.hide_set(False)
+        select_faces(src, [3, 4])
+        assert bpy.ops.holopart.complete_part(engine="hull") == {{"FINISHED"}}
+        hull = bpy.data.collections["Crate parts.001"].objects[0]
+        assert [m.type for m in hull.modifiers] == ["NODES", "DATA_TRANSFER"], [m.type for m in hull.modifiers]
+        transfer = hull.modifiers[-1]
+        assert transfer.object == src and transfer.vertex_group == "holopart_visible"
+        assert {{"UV", "CUSTOM_NORMAL"}} <= set(transfer.data_types_loops) and "UVMap" in hull.data.uv_layers
+        group = hull.vertex_groups["holopart_visible"].index
+        visible = sum(1 for v in hull.data.vertices if any(g.group == group for g in v.groups))
+        emit(visible=visible, matched=matched, info=dict(part["holopart"]))
+    """, tmp_path)
+    assert out["matched"] >= 18  # 3 quads = 6 triangles = 18 corners kept with their UVs
+    assert out["visible"] > 0
+    assert out["info"]["source"] == "Crate" and out["info"]["engine"] == "geometric"
+
+
+def test_empty_selection_all_faces_and_non_mesh(tmp_path):
+    out = run_blender(f"""
+        src = cube("Box")
+        select_faces(src, [])
+        try:  # an operator's error report is raised as RuntimeError when called from Python
+            bpy.ops.holopart.complete_part(engine={ENGINE!r})
+            raise AssertionError("no error for an empty selection")
+        except RuntimeError as exc:
+            empty_error = str(exc)
+        assert result_objects("Box") == [] and not src.hide_get()
+        select_faces(src, range(6))  # the whole mesh is one part
+        assert bpy.ops.holopart.complete_part(engine={ENGINE!r}) == {{"FINISHED"}}
+        assert len(result_objects("Box")) == 1
+        bpy.ops.object.empty_add()
+        errors = []
+        for op in (bpy.ops.holopart.complete_all, bpy.ops.holopart.segment, bpy.ops.holopart.complete_part):
+            try:
+                op()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        emit(errors=errors, empty_error=empty_error)
+    """, tmp_path)
+    assert "no faces are selected" in out["empty_error"]
+    assert len(out["errors"]) == 3
+    assert "must be a mesh" in out["errors"][0] and "must be a mesh" in out["errors"][1]
+    assert "Edit Mode" in out["errors"][2]
+
+
+def test_segment_then_correct_with_new_and_assign_part(tmp_path):
+    out = run_blender(f"""
+        a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
+        with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
+            bpy.ops.object.join()
+        bpy.context.view_layer.objects.active = a
+        assert bpy.ops.holopart.segment() == {{"FINISHED"}}
+        labels = meshdata.read_labels(a.data)
+        centers = np.array([tuple(p.center) for p in a.data.polygons])
+        left = centers[:, 0] < 2
+        assert len(set(labels[left])) == 1 and len(set(labels[~left])) == 1 and labels[left][0] != labels[~left][0]
+        assert "holopart_part_color" in a.data.color_attributes
+        select_faces(a, [0])
+        assert bpy.ops.holopart.new_part() == {{"FINISHED"}}
+        bpy.ops.object.mode_set(mode="OBJECT")
+        after_new = meshdata.read_labels(a.data)
+        select_faces(a, [0])
+        assert bpy.ops.holopart.assign_part(part=int(labels[1])) == {{"FINISHED"}}
+        bpy.ops.object.mode_set(mode="OBJECT")
+        emit(labels=labels.tolist(), after_new=after_new.tolist(), after_assign=meshdata.read_labels(a.data).tolist())
+    """, tmp_path)
+    labels, after_new, after_assign = out["labels"], out["after_new"], out["after_assign"]
+    assert after_new[0] == max(labels) + 1 and after_new[1:] == labels[1:]
+    assert after_assign[0] == labels[1] and after_assign[1:] == labels[1:]
+
+
+def test_evaluated_mesh_ngons_shape_keys_and_modifiers(tmp_path):
+    out = run_blender("""
+        bpy.ops.mesh.primitive_circle_add(vertices=12, fill_type="NGON", location=(0, 0, 5))
+        disc = bpy.context.active_object
+        disc.shape_key_add(name="Basis")
+        key = disc.shape_key_add(name="Lift")
+        for point in key.data:
+            point.co.z += 1.0
+        key.value = 1.0
+        array = disc.modifiers.new("Array", "ARRAY")
+        array.count = 2
+        disc.data.polygons[0].select = True
+        source = meshdata.read_source(disc, bpy.context.evaluated_depsgraph_get(), "selection")
+        job = source.job
+        emit(faces=job.mesh.num_faces, polygons=source.num_polygons, z=job.mesh.vertices[:, 2].tolist(),
+             labelled=int((job.face_labels == 0).sum()), polygon_of=source.tri_polygon.tolist())
+    """, tmp_path)
+    assert out["polygons"] == 2  # the array's copy is a face of the evaluated mesh
+    assert out["faces"] == 2 * 10  # each 12-gon becomes 10 triangles
+    assert out["labelled"] == 20  # the selection is carried onto the copy and onto every triangle
+    assert all(abs(z - 6.0) < 1e-5 for z in out["z"])  # shape key (+1) and object location (+5), world space
+    assert sorted(set(out["polygon_of"])) == [0, 1]
+
+
+def test_complete_all_on_a_benchmark_asset(tmp_path, benchmark_dir):
+    asset = benchmark_dir / "drawer.glb"
+    out = run_blender(f"""
+        bpy.ops.import_scene.gltf(filepath={str(asset)!r}, merge_vertices=True)
+        objs = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+        with bpy.context.temp_override(active_object=objs[0], selected_editable_objects=objs):
+            bpy.ops.object.join()
+        src = bpy.context.view_layer.objects.active = objs[0]
+        src.name = "drawer"
+        faces = len(src.data.polygons)
+        assert bpy.ops.holopart.complete_all(engine={ENGINE!r}) == {{"FINISHED"}}
+        parts = result_objects("drawer")
+        low = np.array([tuple(src.matrix_world @ v.co) for v in src.data.vertices])
+        lo, hi = low.min(0), low.max(0)
+        pad = 0.1 * np.linalg.norm(hi - lo)
+        for p in parts:
+            w = np.array([tuple(p.matrix_world @ v.co) for v in p.data.vertices])
+            assert np.all(w.min(0) >= lo - pad) and np.all(w.max(0) <= hi + pad), p.name
+        assert src.hide_get() and "holopart_part" not in src.data.attributes and len(src.data.polygons) == faces
+        emit(names=[p.name for p in parts], engines=sorted({{p["holopart"]["engine"] for p in parts}}))
+    """, tmp_path, timeout=400)
+    assert len(out["names"]) >= 2 and all(n.startswith("drawer_") for n in out["names"])
+    assert "Info: HoloPart:" in out["_stdout"] and "(auto)" in out["_stdout"]  # auto says which engine ran
+
+
+def test_cancel_and_a_killed_worker(tmp_path, benchmark_dir):
+    asset = benchmark_dir / "lamp.glb"
+    out = run_blender(f"""
+        import os, signal, time
+        bpy.ops.import_scene.gltf(filepath={str(asset)!r}, merge_vertices=True)
+        objs = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+        with bpy.context.temp_override(active_object=objs[0], selected_editable_objects=objs):
+            bpy.ops.object.join()
+        src = objs[0]
+        prefs = bpy.context.preferences.addons["holopart_blender"].preferences
+
+        def start():  # what the modal operator does on invoke
+            source = meshdata.read_source(src, bpy.context.evaluated_depsgraph_get(), "none")
+            request = jobs.make_request(prefs, bpy.context.scene.holopart, "amodal")
+            job = jobs.Job(jobs.worker_client(prefs), "amodal", src.name, source, request)
+            job.start()
+            return job
+
+        def wait(job, until):  # what the modal timer does
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                final = job.drain()
+                if final is not None or until(job):
+                    return final
+                time.sleep(0.05)
+            raise AssertionError("no answer from the worker")
+
+        job = start()
+        wait(job, lambda j: j.fraction > 0 or j.stage)
+        job.cancel()
+        cancelled = wait(job, lambda j: False)
+        job.finish()
+        job = start()
+        wait(job, lambda j: j.job_id is not None and j.stage)
+        os.kill(job.client.pid, signal.SIGKILL)
+        killed = wait(job, lambda j: False)
+        job.finish()
+        assert bpy.ops.holopart.complete_all(engine={ENGINE!r}) == {{"FINISHED"}}  # a fresh worker takes over
+        emit(cancelled=cancelled["type"], killed=killed["type"], kind=killed.get("kind"), parts=len(result_objects(src.name)))
+    """, tmp_path, timeout=400)
+    assert out["cancelled"] == "cancelled"
+    assert out["killed"] == "error" and out["kind"] == "worker_crashed"
+    assert out["parts"] >= 2
+
+
+def test_online_access_off_refuses_downloads(tmp_path):
+    out = run_blender("""
+        assert not bpy.app.online_access
+        messages = []
+        for op in (bpy.ops.holopart.install_environment, bpy.ops.holopart.download_weights):
+            try:
+                op()
+            except RuntimeError as exc:  # the operator's error report
+                messages.append(str(exc))
+        prefs = bpy.context.preferences.addons["holopart_blender"].preferences
+        manager = jobs.environment_manager(prefs)
+        emit(messages=messages, env_exists=manager.env_dir.exists(), new_exists=manager.new_dir.exists())
+    """, tmp_path)
+    assert len(out["messages"]) == 2 and all("online access is off" in m for m in out["messages"])
+    assert not out["env_exists"] and not out["new_exists"]
