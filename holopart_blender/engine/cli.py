@@ -53,7 +53,7 @@ class ProgressBar:
             self.stream.write("\n")
 
 
-def _settings(pairs: list[str], seed: int | None) -> dict:
+def parse_settings(pairs: list[str], seed: int | None) -> dict:
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
@@ -107,8 +107,8 @@ def run(args) -> int:
     if args.labels and folder_mode:
         raise InputError("--labels takes one file and so works with one input mesh",
                          "in folder mode put STEM.npy beside each STEM mesh")
-    request = JobRequest(args.command, args.engine, _settings(args.set, args.seed),
-                         args.segmenter, _settings(args.segment_set, args.seed if args.command != "complete" else None),
+    request = JobRequest(args.command, args.engine, parse_settings(args.set, args.seed),
+                         args.segmenter, parse_settings(args.segment_set, args.seed if args.command != "complete" else None),
                          [int(x) for x in args.parts.split(",")] if args.parts else None)
     failures = 0
     for path in files:

@@ -1,8 +1,135 @@
-"""Metrics for part completion and segmentation."""
+"""Metrics for part completion and segmentation (the paper's, plus the hidden-surface scores).
+
+All distances are in the frame the meshes are given in; the runner passes them in the object frame
+(normalised to [-1, 1] on the longest axis) and again in each part's own frame (``part_frame``).
+
+Per part (``score_part``):
+- ``chamfer``: L1 Chamfer distance, the mean of the two mean nearest-sample distances (result → truth and
+  truth → result) over ``samples`` area-weighted surface samples of each mesh;
+- ``iou`` and ``fscore``: over the voxels of a 64³ grid spanning [-1, 1]³ that the samples occupy; the
+  F-score is that of voxel precision (result voxels that truth occupies) and recall (truth voxels the result
+  occupies), so its distance threshold is one voxel (2/64 = 0.03125 of the normalised frame);
+- ``hidden_recall``: the share of truth samples farther than ``HIDDEN_MARGIN`` (0.02) from the visible input
+  that lie within ``HIDDEN_MATCH`` (0.01) of the result (the unchanged segment scores 0 by construction);
+- ``hidden_precision`` / ``hidden_stray``: of the result samples farther than ``HIDDEN_MARGIN`` from the
+  visible input (what the engine added), the share within ``HIDDEN_MATCH`` of the truth and their mean
+  distance to it: how far the added surface strays. Both are NaN when nothing was added there.
+The hidden scores use object-frame thresholds, so they are computed in the object frame only.
+
+Per object: ``penetration`` (the share of each part's inside that lies inside another part, on a voxel grid)
+and ``segmentation_miou`` for segmentation.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from .sampling import sample_surface
+
+VOXELS = 64
+HIDDEN_MARGIN = 0.02
+HIDDEN_MATCH = 0.01
+PENETRATION_VOXELS = 128
+
+
+def part_frame(vertices: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre, scale) putting ``vertices`` (the truth part) in [-1, 1] on its longest axis: (v - centre) * scale."""
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    extent = float((high - low).max())
+    return 0.5 * (low + high), (2.0 / extent if extent > 0 else 1.0)
+
+
+def nearest_distance(points: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """Distance from each of ``points`` to the nearest of ``to``."""
+    return cKDTree(to).query(points, workers=-1)[0]
+
+
+def voxel_set(points: np.ndarray, voxels: int = VOXELS) -> np.ndarray:
+    """Flat indices of the cells of a ``voxels``³ grid over [-1, 1]³ that the points fall in (clipped at the edge)."""
+    cell = np.clip(np.floor((points + 1.0) * (voxels / 2.0)).astype(np.int64), 0, voxels - 1)
+    return np.unique((cell[:, 0] * voxels + cell[:, 1]) * voxels + cell[:, 2])
+
+
+def voxel_scores(result: np.ndarray, truth: np.ndarray, voxels: int = VOXELS) -> tuple[float, float]:
+    """(IoU, F-score) of the occupied voxels of two sample sets."""
+    a, b = voxel_set(result, voxels), voxel_set(truth, voxels)
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    union = len(a) + len(b) - inter
+    iou = inter / union if union else 1.0
+    precision = inter / len(a) if len(a) else 0.0
+    recall = inter / len(b) if len(b) else 0.0
+    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return float(iou), float(fscore)
+
+
+def surface_scores(result: np.ndarray, truth: np.ndarray) -> dict:
+    """Chamfer, IoU and F-score between two surface sample sets (same frame)."""
+    chamfer = 0.5 * (nearest_distance(result, truth).mean() + nearest_distance(truth, result).mean())
+    iou, fscore = voxel_scores(result, truth)
+    return {"chamfer": float(chamfer), "iou": iou, "fscore": fscore}
+
+
+def hidden_scores(result: np.ndarray, truth: np.ndarray, visible: np.ndarray) -> dict:
+    """Hidden recall, precision and stray distance (module docstring); object-frame samples."""
+    truth_hidden = truth[nearest_distance(truth, visible) > HIDDEN_MARGIN] if len(visible) else truth
+    added = result[nearest_distance(result, visible) > HIDDEN_MARGIN] if len(visible) else result
+    recall = float((nearest_distance(truth_hidden, result) <= HIDDEN_MATCH).mean()) if len(truth_hidden) else np.nan
+    if len(added):
+        stray = nearest_distance(added, truth)
+        precision, mean_stray = float((stray <= HIDDEN_MATCH).mean()), float(stray.mean())
+    else:
+        precision = mean_stray = np.nan
+    return {"hidden_recall": recall, "hidden_precision": precision, "hidden_stray": mean_stray,
+            "hidden_share": float(len(truth_hidden) / len(truth))}
+
+
+def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vertices: np.ndarray,
+               truth_faces: np.ndarray, visible_vertices: np.ndarray, visible_faces: np.ndarray,
+               samples: int = 500_000, seed: int = 0) -> dict:
+    """Every per-part score, object frame and part frame (``part_`` prefix); inputs in the object frame.
+
+    An empty result scores ``success`` False and NaN elsewhere (means over parts then skip it; the success
+    rate counts it).
+    """
+    truth, _ = sample_surface(truth_vertices, truth_faces, samples, seed)
+    if len(result_faces) == 0:
+        nan = {k: np.nan for k in ("chamfer", "iou", "fscore", "hidden_recall", "hidden_precision",
+                                   "hidden_stray", "part_chamfer", "part_iou", "part_fscore")}
+        return {"success": False, **nan}
+    # One seed for every mesh: identical meshes give identical samples, so the unchanged segment scores a
+    # hidden recall of exactly 0 and a copy of the truth a Chamfer distance of exactly 0.
+    result, _ = sample_surface(result_vertices, result_faces, samples, seed)
+    visible, _ = sample_surface(visible_vertices, visible_faces, samples, seed)
+    scores = {"success": True, **surface_scores(result, truth), **hidden_scores(result, truth, visible)}
+    centre, scale = part_frame(truth_vertices)
+    own = surface_scores((result - centre) * scale, (truth - centre) * scale)
+    scores.update({f"part_{k}": v for k, v in own.items()})
+    return scores
+
+
+def solid_voxels(vertices: np.ndarray, faces: np.ndarray, voxels: int = PENETRATION_VOXELS) -> np.ndarray:
+    """Boolean ``voxels``³ grid over [-1, 1]³: the cells strictly inside a closed mesh (its surface cells
+    removed), by filling the cells its dense surface samples occupy."""
+    count = max(200_000, int(voxels**2 * 20))
+    points, _ = sample_surface(vertices, faces, count, seed=3)
+    grid = np.zeros((voxels,) * 3, bool)
+    cell = np.clip(np.floor((points + 1.0) * (voxels / 2.0)).astype(np.int64), 0, voxels - 1)
+    grid[tuple(cell.T)] = True
+    return ndimage.binary_fill_holes(grid) & ~grid
+
+
+def penetration(parts: list[tuple[np.ndarray, np.ndarray]], voxels: int = PENETRATION_VOXELS) -> list[float]:
+    """Per part, the share of its inside cells that are inside another part too (NaN for a part with no
+    inside at this resolution, e.g. open or very thin)."""
+    solids = [solid_voxels(v, f, voxels) if len(f) else np.zeros((voxels,) * 3, bool) for v, f in parts]
+    coverage = np.sum(solids, axis=0)
+    out = []
+    for solid in solids:
+        inside = int(solid.sum())
+        out.append(float((coverage[solid] > 1).sum() / inside) if inside else np.nan)
+    return out
 
 
 def segmentation_miou(predicted: np.ndarray, truth: np.ndarray, face_area: np.ndarray) -> float:
