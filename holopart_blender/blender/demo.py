@@ -16,6 +16,7 @@ which completes every labelled part, and writes to ``--out``:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,10 @@ def import_one_piece(path: Path, name: str):
     bpy.data.orphans_purge(do_recursive=True)  # the joined-away objects, whose names the parts will take
     whole = parts[0]
     whole.name = whole.data.name = name
+    # The file's vertex normals, averaged by the vertex merge, shade flat faces unevenly: use Blender's own.
+    with bpy.context.temp_override(object=whole, active_object=whole):
+        bpy.ops.mesh.customdata_custom_splitnormals_clear()
+    whole.data.set_sharp_from_angle(angle=math.radians(30))
     whole.data[NAMES_PROPERTY] = names
     material = bpy.data.materials.new("Wood")
     material.diffuse_color = (0.55, 0.35, 0.2, 1.0)

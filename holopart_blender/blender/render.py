@@ -3,6 +3,7 @@ touch other parts show), rendered with Workbench, and two renders side by side."
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import bpy
@@ -49,10 +50,12 @@ def render_view(scene, objects, path: Path, size=(480, 360), color: str = "RANDO
     low, high = world_bounds(objects)
     center, radius = (low + high) / 2, float(np.linalg.norm(high - low)) / 2
     camera = scene.camera or _camera(scene)
-    direction = Vector((1.0, -1.4, 0.9)).normalized()
-    camera.location = Vector(center) + direction * radius * 2.9
+    camera.data.lens, camera.data.sensor_fit = 50, "HORIZONTAL"
+    # Far enough for the bounding sphere to fit the narrower (vertical) field of view.
+    half_angle = math.atan(math.tan(camera.data.angle_x / 2) * size[1] / size[0])
+    direction = Vector((1.0, -1.4, 0.45)).normalized()
+    camera.location = Vector(center) + direction * radius * 1.05 / math.sin(half_angle)
     camera.rotation_euler = (-direction).to_track_quat("-Z", "Y").to_euler()
-    camera.data.lens = 50
     if scene.world is None:
         scene.world = bpy.data.worlds.new("World")
     scene.world.color = (0.9, 0.9, 0.9)

@@ -32,12 +32,12 @@ import numpy as np
 from ..engine.api import EngineSession, JobRequest
 from ..engine.cli import ProgressBar, parse_settings
 from ..engine.errors import EngineError
+from ..engine.geometry.topology import face_areas
 from ..engine.meshfiles import safe_name
 from ..engine.partjob import PartJob
 from ..engine.progress import Progress
 from . import metrics
 from .pictures import side_by_side
-from .sampling import face_areas
 from .tasks import Task, build_task
 
 FLOOR = "visible"

@@ -30,6 +30,8 @@ from skimage.measure import marching_cubes
 
 from ..engines.base import run_batched
 from ..errors import InputError
+from ..geometry.sampling import sample_surface
+from ..geometry.topology import face_areas, face_normals
 from ..progress import Progress
 from .loading import HoloPartModel
 from .scheduler import sample
@@ -71,22 +73,13 @@ def _rng(seed: int, stream: int, key: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, stream, key])
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def points_and_normals(vertices: np.ndarray, faces: np.ndarray, count: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` area-weighted surface points and the normals of their faces, float32 (count, 3) each."""
-    tri = np.asarray(vertices, np.float64)[faces]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = np.linalg.norm(cross, axis=1)
-    if not area.sum() > 0:
+    if not face_areas(np.asarray(vertices, np.float64), faces).sum() > 0:
         raise InputError("a segment has no surface area", "remove degenerate segments")
-    cumulative = np.cumsum(area)
-    face = np.minimum(np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right"), len(area) - 1)
-    u, v = rng.random((2, count))
-    flip = u + v > 1.0
-    u, v = np.where(flip, 1.0 - u, u), np.where(flip, 1.0 - v, v)
-    t = tri[face]
-    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-    normals = cross[face] / np.maximum(area[face], 1e-30)[:, None]
+    points, face = sample_surface(vertices, faces, count, rng)
+    normals = face_normals(np.asarray(vertices, np.float64), faces)[face]
     return points.astype(np.float32), normals.astype(np.float32)
 
 
@@ -301,9 +294,9 @@ class HoloPartPipeline:
         center, scale = object_frame(whole[0][np.unique(whole[1])])
         norm = lambda v: (np.asarray(v, np.float64) - center) / scale  # noqa: E731
         keys = list(segments)
-        clouds = {k: sample_surface(norm(v), f, settings.points, _rng(settings.seed, PART_POINTS, k))
+        clouds = {k: points_and_normals(norm(v), f, settings.points, _rng(settings.seed, PART_POINTS, k))
                   for k, (v, f) in segments.items()}
-        whole_points, whole_normals = sample_surface(norm(whole[0]), whole[1], settings.points,
+        whole_points, whole_normals = points_and_normals(norm(whole[0]), whole[1], settings.points,
                                                      _rng(settings.seed, WHOLE_POINTS))
         owner = nearest_labels(whole_points, [clouds[k][0] for k in keys])
         sampling_seconds = time.perf_counter() - t0
