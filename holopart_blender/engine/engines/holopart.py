@@ -88,7 +88,7 @@ class HoloPartCompletion(CompletionEngine):
             return False, exc.message
         if s["allow_network"]:
             return True, ""
-        from ..holopart.loading import check_files, resolve_weights
+        from ..holopart.files import check_files, resolve_weights
         try:
             missing = check_files(resolve_weights(s["weights"], s["revision"] or None))
         except WeightsError as exc:
