@@ -124,3 +124,22 @@ def test_reference_command_fails_on_a_case_it_cannot_run(reference_dir, inputs, 
     assert run.returncode == 1
     assert "case vae_decode failed" in run.stderr
     assert {"embed.out", "schedule.50.timesteps"} <= set(_load(out / "outputs.npz"))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 0.1), (torch.float16, 0.02)])
+@torch.inference_mode()
+def test_reduced_precision_stays_close(reference_dir, inputs, expected, dtype, tolerance):
+    """The GPU precisions, run on the CPU: the weights cast on load, norms and Euler updates in float32.
+    The guided sampler and the decoder stay within a few 8- or 11-bit mantissa steps of the official float32."""
+    from holopart_blender.engine.holopart.scheduler import sample
+
+    low = from_pretrained(str(reference_dir / "model"), dtype=dtype)
+    assert {p.dtype for p in low.transformer.parameters()} == {dtype}
+    tensor = lambda name: torch.from_numpy(inputs[name]).to(dtype)  # noqa: E731
+    latents = sample(low.transformer, tensor("sample.noise"), tensor("sample.local_tokens"),
+                     tensor("sample.context_tokens"), 4, 3.5, low.scheduler)
+    decoded = low.vae.query(low.vae.kv_cache(tensor("vae_decode.latents")), tensor("vae_decode.queries"))
+    for got, want in ((latents, expected["sample.latents"]), (decoded, expected["vae_decode.out"])):
+        assert got.dtype == dtype and torch.isfinite(got).all()
+        error = float(np.abs(got.float().numpy() - want).max())
+        assert error <= tolerance * max(1.0, float(np.abs(want).max())), error
