@@ -134,6 +134,7 @@ def test_remesh_task_is_one_piece_with_nearest_part_labels(benchmark_dir, cache)
     task = build_remesh_task(benchmark_dir / "lamp.glb", cache, resolution=48)
     mesh = trimesh.Trimesh(task.job.mesh.vertices, task.job.mesh.faces)
     assert mesh.is_watertight and len(mesh.split(only_watertight=False)) == 1
+    assert mesh.volume > 0  # wound outwards
     assert set(task.job.labels) <= {0, 1, 2} and len(task.job.labels) >= 2
 
 

@@ -8,7 +8,7 @@ SEGMENTATION_ITEMS = [
     ("auto", "Auto", "Loose parts when the mesh has two or more significant pieces, otherwise Shape"),
     ("loose_parts", "Loose Parts", "One part per connected piece; tiny pieces join their nearest neighbour"),
     ("materials", "Materials", "One part per material slot"),
-    ("spectral", "Shape", "Concavity-aware spectral clustering, for one-piece meshes (scans, generated models)"),
+    ("spectral", "Shape", "Spectral cuts along concave creases, for one-piece meshes (scans, generated models)"),
 ]
 
 

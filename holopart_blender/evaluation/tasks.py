@@ -39,7 +39,7 @@ from ..engine.errors import EngineError, InputError
 from ..engine.meshfiles import load_job, parts_scene, safe_name
 from ..engine.partjob import Mesh, PartJob
 
-TASK_VERSION = 1  # bump when a change alters what a task holds (invalidates caches)
+TASK_VERSION = 2  # bump when a change alters what a task holds (invalidates caches)
 
 
 @dataclass
@@ -228,9 +228,8 @@ def _outer_surface(tree: cKDTree, points: np.ndarray, cells: int) -> tuple[np.nd
                                        components[:, :, [0, -1]].ravel()]))
     outside = np.isin(components, border[border > 0])
     field = np.where(outside, distance, -distance)
-    vertices, faces, _, _ = measure.marching_cubes(field, 0.0, spacing=(step, step, step),
-                                                   gradient_direction="ascent")
-    return vertices + low, faces.astype(np.int64)
+    vertices, faces, _, _ = measure.marching_cubes(field, 0.0, spacing=(step, step, step))
+    return vertices + low, faces.astype(np.int64)  # this winding points the normals outwards
 
 
 def _part_points(parts: list[Mesh], max_edge: float) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@
   normal seams); pieces under ``min_area`` of the surface join the nearest larger piece. Artist meshes are
   usually modelled part by part, so this recovers the real parts exactly.
 - ``materials``: one part per material slot (the mesh's per-face material index).
-- ``spectral``: concavity-aware spectral clustering for one-piece meshes (scans, generated models,
+- ``spectral``: spectral cuts along concave creases for one-piece meshes (scans, generated models,
   remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
 - ``auto``: loose parts when the mesh has two or more significant pieces, else spectral.
 
@@ -27,10 +27,10 @@ MIN_AREA = Setting("min_area", float, 0.01,
                    "pieces smaller than this fraction of the surface area join the nearest larger piece",
                    minimum=0.0, maximum=0.5)
 SPECTRAL_SETTINGS = (
-    Setting("num_parts", int, 0, "number of parts for one-piece meshes; 0 chooses it from the shape (eigengap)",
+    Setting("num_parts", int, 0, "number of parts for one-piece meshes; 0 lets the shape decide (cuts along concave creases until none is left)",
             minimum=0, maximum=64),
     Setting("max_parts", int, 12, "the most parts the automatic choice may return", minimum=2, maximum=64),
-    Setting("seed", int, 0, "seed of the clustering's random starts (same seed, same labels)", minimum=0),
+    Setting("seed", int, 0, "seed of the eigensolver's start vector (same seed, same labels)", minimum=0),
 )
 
 
@@ -69,7 +69,7 @@ class MaterialSlots(SegmentationEngine):
 
 class SpectralSegmentation(SegmentationEngine):
     name = "spectral"
-    description = "concavity-aware spectral clustering for one-piece meshes (part count automatic or given)"
+    description = "spectral cuts along concave creases for one-piece meshes (part count automatic or given)"
     settings_spec = SPECTRAL_SETTINGS
 
     def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
@@ -80,7 +80,7 @@ class SpectralSegmentation(SegmentationEngine):
 
 class AutoSegmentation(SegmentationEngine):
     name = "auto"
-    description = "loose parts when the mesh has 2+ significant pieces, else spectral clustering"
+    description = "loose parts when the mesh has 2+ significant pieces, else spectral cuts"
     settings_spec = (MIN_AREA, *SPECTRAL_SETTINGS)
 
     def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
