@@ -1,7 +1,9 @@
 """Mesh algorithms behind the CPU engines: numpy/scipy only (no torch), so they run on Blender's own Python.
 
 - ``topology``: welding coincident vertices, edges, the face graph, connected components, boundary loops.
-- ``capping``: closing a surface patch's holes while keeping its faces (the geometric completion engine).
-- ``occupancy``: a watertight solid from voxelised surface samples (the fallback when a patch cannot be capped).
-- ``spectral``: concavity-aware spectral clustering of a one-piece mesh into parts (the segmentation engine).
+- ``patches``: making any set of triangles an oriented manifold patch without moving a face.
+- ``capping``: closing a patch's holes with least-area caps while keeping its faces (the geometric engine).
+- ``contacts``: where one part plugs into another, and the matching prism and pocket.
+- ``occupancy``: a watertight solid from voxelised surface samples (the geometric engine's remesh option).
+- ``spectral``: recursive spectral cuts along concave creases of a one-piece mesh (the segmentation engine).
 """

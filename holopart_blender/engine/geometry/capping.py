@@ -1,14 +1,21 @@
 """Close the holes of a surface patch without touching its faces.
 
 A visible segment is its part's surface with holes where the part is hidden (a leg's end inside the table
-top, the patch of the top under each leg). ``cap_holes`` adds, for every closed chain of boundary edges, a
-fan of triangles from one new apex vertex: each boundary edge gets exactly one new face on its open side, so
-a consistently oriented manifold patch becomes a closed surface, and its own faces, vertices and order are
-kept as they are. The apex sits where the hole's rim is, lifted along the rim's mean normal to follow
-the part's curvature (``bulge``), so a planar contact stays a flat cut and a round rim gets a dome.
+top, the patch of the top under each leg). ``cap_holes`` closes every closed chain of boundary edges (a
+hole's rim) with new triangles on its open side, each boundary edge getting exactly one new face, so a
+consistently oriented manifold patch (``patches.split_manifold`` makes any patch one) becomes a closed
+surface, and its own faces, vertices and order are kept as they are.
+
+A rim is spanned by its least-area triangulation (Liepa's hole filling, no new vertices): a planar rim
+gives a flat cut, which is what a contact between two parts is, and a crooked rim (a chain of small holes
+left along a crease) is stitched shut along itself instead of being bridged across the part. Rims too long
+for that are first cut in two along their shortest chord. With ``bulge`` the rims get domes instead: a fan
+from one apex lifted off the rim's plane along its mean normal, for rounded parts.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,8 +39,9 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return np.repeat(np.stack([a, b], 1), excess[rows], axis=0)
 
 
-def _loops(rim: np.ndarray) -> np.ndarray:
-    """Loop index of each boundary edge: edges chained head to tail into closed loops.
+def _loops(rim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Loop index of each boundary edge (edges chained head to tail into closed loops) and each edge's
+    successor in its loop.
 
     Where a vertex starts several rim edges (two holes touching at a corner), the edges arriving there are
     paired with those leaving it so that no loop passes the vertex twice: each loop gets its own cap, and
@@ -45,42 +53,329 @@ def _loops(rim: np.ndarray) -> np.ndarray:
     successor[arriving] = leaving  # balanced rims: the k-th arrival at v pairs with the k-th departure from v
     index = np.arange(len(rim))
     while True:
-        loop = components(len(rim), np.stack([index, successor], 1))
+        loop = components(len(rim), np.stack([index, successor], 1)).astype(np.int64)
         # Edges arriving at the same vertex in the same loop: swapping their successors splits the loop in two.
         order = np.lexsort((index, rim[:, 1], loop))
         repeat = (loop[order][1:] == loop[order][:-1]) & (rim[order, 1][1:] == rim[order, 1][:-1])
         if not repeat.any():
-            return loop
+            return loop, successor
         first, second = order[:-1][repeat], order[1:][repeat]
         _, one_per_loop = np.unique(loop[first], return_index=True)  # one split per loop per round
         first, second = first[one_per_loop], second[one_per_loop]
         successor[first], successor[second] = successor[second], successor[first].copy()
 
 
-def cap_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Vertices and faces with every hole fanned shut; the input faces come first, unchanged.
+def _rim_order(loop: np.ndarray, successor: np.ndarray) -> np.ndarray:
+    """The rim edges sorted loop by loop, each loop in chain order from its lowest edge (list ranking by
+    pointer doubling: O(E log L) array work however many loops there are)."""
+    edges_ = np.arange(len(loop))
+    count = int(loop.max()) + 1
+    first = np.full(count, len(loop), np.int64)
+    np.minimum.at(first, loop, edges_)
+    size = np.bincount(loop, minlength=count)
+    # Cut every loop before its first edge, then count the steps from each edge to the cut.
+    last = successor == first[loop]
+    nxt = np.where(last, edges_, successor)
+    dist = (~last).astype(np.int64)
+    while True:
+        dist = dist + dist[nxt]
+        step = nxt[nxt]
+        if np.array_equal(step, nxt):
+            break
+        nxt = step
+    position = size[loop] - 1 - dist
+    return np.lexsort((position, loop))
 
-    Returns ``(vertices, faces, holes)``: the new apex vertices are appended after ``vertices`` and the cap
-    faces after ``faces``. ``bulge`` lifts each apex off the rim's plane by that fraction of the rim radius,
-    outwards (along the patch's orientation). ``faces`` must index welded vertices.
+
+def _min_area_triangles(points: np.ndarray, forbidden: np.ndarray) -> np.ndarray | None:
+    """Triangles (index triples into the polygon) of the least-area triangulation of a closed polygon
+    (Liepa's hole filling without new vertices), never using a diagonal marked in ``forbidden`` (n, n);
+    None when every triangulation needs one."""
+    n = len(points)
+    cost = np.full((n, n), np.inf)
+    best = np.zeros((n, n), np.int64)
+    idx = np.arange(n - 1)
+    cost[idx, idx + 1] = 0.0
+    for length in range(2, n):
+        i = np.arange(n - length)
+        j = i + length
+        k = i[:, None] + np.arange(1, length)[None, :]  # (m, length - 1)
+        a, b, c = points[i][:, None, :], points[k], points[j][:, None, :]
+        area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=2)
+        total = cost[i[:, None], k] + cost[k, j[:, None]] + area
+        choice = np.argmin(total, axis=1)
+        value = total[np.arange(len(i)), choice]
+        blocked = forbidden[i, j] & (length < n - 1)
+        cost[i, j] = np.where(blocked, np.inf, value)
+        best[i, j] = k[np.arange(len(i)), choice]
+    if not np.isfinite(cost[0, n - 1]):
+        return None
+    triangles, stack = [], [(0, n - 1)]
+    while stack:
+        i, j = stack.pop()
+        if j - i < 2:
+            continue
+        k = best[i, j]
+        triangles.append((i, k, j))
+        stack += [(i, k), (k, j)]
+    return np.array(triangles, np.int64)
+
+
+MAX_TRIANGULATED = 160  # rim vertices up to which the least-area triangulation runs directly (O(n^3))
+CHORD_CANDIDATES = 1500  # rim vertices considered as ends of the chord that cuts a longer rim in two
+APEX = -1  # in a cap triangle: the hole's own new apex vertex (fan caps only)
+
+
+@dataclass
+class Holes:
+    """The holes of a patch and the triangles closing them, in flat arrays.
+
+    Hole i's rim is ``rim[rim_start[i]:rim_start[i + 1]]``, its vertices in the patch's boundary direction
+    (edge k runs from vertex k to vertex k + 1); its cap triangles are ``cap[cap_start[i]:cap_start[i + 1]]``
+    as vertex indices, ``APEX`` standing for a new vertex at ``apex[i]`` (fans only). ``normal`` (unit) and
+    ``area`` are the cap's: the normal points out of the part. ``centre`` is the rim's length-weighted centre.
+    """
+
+    rim: np.ndarray
+    rim_start: np.ndarray
+    cap: np.ndarray
+    cap_start: np.ndarray
+    apex: np.ndarray
+    normal: np.ndarray
+    area: np.ndarray
+    centre: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rim_start) - 1
+
+    @property
+    def radius(self) -> np.ndarray:
+        return np.sqrt(self.area / np.pi)
+
+    def loop(self, i: int) -> np.ndarray:
+        return self.rim[self.rim_start[i]:self.rim_start[i + 1]]
+
+    def cap_of(self, i: int) -> np.ndarray:
+        return self.cap[self.cap_start[i]:self.cap_start[i + 1]]
+
+    @property
+    def cap_hole(self) -> np.ndarray:
+        """The hole each cap triangle closes."""
+        return np.repeat(np.arange(len(self)), np.diff(self.cap_start))
+
+    @property
+    def rim_hole(self) -> np.ndarray:
+        """The hole each rim vertex (and the rim edge starting there) belongs to."""
+        return np.repeat(np.arange(len(self)), np.diff(self.rim_start))
+
+    def cap_points(self, vertices: np.ndarray, hole: int | None = None) -> np.ndarray:
+        """The corners (T, 3, 3) of every cap triangle, or of hole ``hole``'s."""
+        cap = self.cap if hole is None else self.cap_of(hole)
+        apex = self.apex[self.cap_hole] if hole is None else np.broadcast_to(self.apex[hole], (len(cap), 3))
+        return np.where(cap[..., None] == APEX, apex[:, None, :], vertices[np.maximum(cap, 0)])
+
+    @classmethod
+    def empty(cls) -> "Holes":
+        none = np.zeros((0, 3))
+        return cls(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 3), np.int64),
+                   np.zeros(1, np.int64), none, none, np.zeros(0), none)
+
+
+def find_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0) -> Holes:
+    """Every hole of a consistently oriented manifold patch on welded vertices, with the triangles that
+    close it: the least-area surface spanning the rim, or with ``bulge`` > 0 a fan from an apex lifted off
+    the rim's plane by that fraction of the rim radius, outwards (along the patch's orientation).
+
+    Caps never reuse an edge the patch already has, nor share a chord with another cap (such rims, and any
+    rim the triangulation cannot close, get fans), so closing every hole always gives a closed surface.
     """
     rim = boundary_edges(faces)
     if len(rim) == 0:
-        return vertices, faces, 0
-    hole = _loops(rim)
-    holes = int(hole.max()) + 1
+        return Holes.empty()
+    loop, successor = _loops(rim)
+    order = _rim_order(loop, successor)
+    rim, loop = rim[order], loop[order]
+    count = int(loop.max()) + 1
+    size = np.bincount(loop, minlength=count)
+    rim_start = np.r_[0, np.cumsum(size)]
+    ring = rim[:, 0]
     a, b = vertices[rim[:, 0]], vertices[rim[:, 1]]
     length = np.linalg.norm(b - a, axis=1) + 1e-300
-    weight = np.bincount(hole, length, holes)
-    centre = np.stack([np.bincount(hole, length * (a + b)[:, k] / 2, holes) for k in range(3)], 1) / weight[:, None]
-    if bulge:
-        # The rim's oriented area vector points along the cap's outward normal (cap faces are (b, a, apex)).
-        area = np.cross(b - centre[hole], a - centre[hole])
-        normal = np.stack([np.bincount(hole, area[:, k], holes) for k in range(3)], 1)
-        norm = np.linalg.norm(normal, axis=1, keepdims=True)
-        normal = np.divide(normal, norm, out=np.zeros_like(normal), where=norm > 0)
-        radius = np.bincount(hole, length * np.linalg.norm((a + b) / 2 - centre[hole], axis=1), holes) / weight
-        centre = centre + bulge * radius[:, None] * normal
-    apex = len(vertices) + hole
-    cap = np.stack([rim[:, 1], rim[:, 0], apex], 1)
-    return np.concatenate([vertices, centre]), np.concatenate([faces, cap]), holes
+    weight = np.bincount(loop, length, count)
+    centre = _sums(loop, length[:, None] * (a + b) / 2, count) / weight[:, None]
+    rim_normal = _unit(_sums(loop, 0.5 * np.cross(b - centre[loop], a - centre[loop]), count))
+    radius = np.bincount(loop, length * np.linalg.norm((a + b) / 2 - centre[loop], axis=1), count) / weight
+    apex = centre + bulge * radius[:, None] * rim_normal
+    triangulated: dict[int, np.ndarray] = {}
+    if bulge <= 0:
+        n = len(vertices)
+        known = _edge_keys(faces, n)
+        for i in np.flatnonzero(size > 3):
+            polygon = ring[rim_start[i]:rim_start[i + 1]][::-1]  # the cap runs against the rim
+            triangles = _triangulate(vertices, polygon, known, n)
+            if triangles is not None:
+                triangulated[int(i)] = polygon[triangles]
+    cap, cap_size = _caps(ring, rim_start, size, triangulated, fans=bulge > 0)
+    if triangulated and not _all_new(cap, len(vertices)):  # two rims sharing a chord: fans never clash
+        cap, cap_size = _caps(ring, rim_start, size, {}, fans=True)
+    holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], apex, rim_normal, np.zeros(count), centre)
+    tri = holes.cap_points(vertices)
+    vector = _sums(holes.cap_hole, 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), count)
+    holes.area = np.linalg.norm(vector, axis=1)
+    holes.normal = _unit(vector)
+    return holes
+
+
+def _sums(group: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    return np.stack([np.bincount(group, values[:, k], count) for k in range(values.shape[1])], 1)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norm, out=np.zeros_like(vectors), where=norm > 0)
+
+
+def _caps(ring, rim_start, size, triangulated: dict, fans: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every hole's cap triangles, hole by hole: its triangulation if it has one, else a triangle for a
+    three-vertex rim (unless ``fans``), else a fan (b, a, APEX) over each rim edge (a, b)."""
+    count = len(size)
+    triangle = (size == 3) & (not fans)
+    fan = ~triangle
+    fan[list(triangulated)] = False
+    cap_size = np.where(triangle, 1, np.where(fan, size, 0))
+    for i, cap in triangulated.items():
+        cap_size[i] = len(cap)
+    cap_start = np.r_[0, np.cumsum(cap_size)]
+    cap = np.empty((int(cap_start[-1]), 3), np.int64)
+    first = rim_start[:-1][triangle]
+    cap[cap_start[:-1][triangle]] = np.stack([ring[first + 2], ring[first + 1], ring[first]], 1)
+    edge_hole = np.repeat(np.arange(count), size)
+    in_fan = fan[edge_hole]
+    position = np.arange(len(ring)) - rim_start[edge_hole]  # rim edge k of a fan hole -> its k-th triangle
+    following = np.where(position + 1 < size[edge_hole], np.arange(len(ring)) + 1, rim_start[edge_hole])
+    rows = cap_start[edge_hole] + position
+    cap[rows[in_fan]] = np.stack([ring[following], ring, np.full(len(ring), APEX)], 1)[in_fan]
+    for i, triangles in triangulated.items():
+        cap[cap_start[i]:cap_start[i + 1]] = triangles
+    return cap, cap_size
+
+
+def close_holes(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
+                offsets: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The patch with every hole closed: ``(vertices, faces)``, the patch's own vertices and faces first
+    and unchanged, new vertices and faces after them.
+
+    ``offsets[i]`` (a vector) extrudes hole i's cap: the cap is moved by the vector and joined to the rim
+    by a band of side walls, so a hole becomes a prism reaching out of the part (a vector along the cap's
+    normal: the part continues into hidden space) or into it (against the normal: a pocket).
+    """
+    offsets = {int(i): np.asarray(v, np.float64) for i, v in (offsets or {}).items() if np.any(v)}
+    if len(holes) == 0:
+        return vertices, faces
+    hole_of = holes.cap_hole
+    moved = np.zeros(len(holes), bool)
+    moved[list(offsets)] = True
+    # Holes kept flat: their caps as they are, plus one new vertex for each whose cap is a fan.
+    keep = ~moved[hole_of]
+    flat_cap, flat_hole = holes.cap[keep], hole_of[keep]
+    uses_apex = np.zeros(len(holes), bool)
+    uses_apex[flat_hole[(flat_cap == APEX).any(axis=1)]] = True
+    apex_index = len(vertices) + np.cumsum(uses_apex) - 1
+    flat_cap = np.where(flat_cap == APEX, apex_index[flat_hole][:, None], flat_cap)
+    out_vertices, out_faces = [vertices, holes.apex[uses_apex]], [faces, flat_cap]
+    count = len(vertices) + int(uses_apex.sum())
+    for i in sorted(offsets):
+        offset = offsets[i]
+        rim = holes.loop(i)
+        ring = count + np.arange(len(rim))  # the rim moved by the offset
+        out_vertices.append(vertices[rim] + offset)
+        count += len(rim)
+        a, b, a2, b2 = rim, np.roll(rim, -1), ring, np.roll(ring, -1)
+        out_faces.append(np.concatenate([np.stack([b, a, a2], 1), np.stack([b, a2, b2], 1)]))
+        cap = holes.cap_of(i)
+        position = np.full(int(rim.max()) + 1, -1, np.int64)
+        position[rim] = ring
+        cap = np.where(cap == APEX, count, position[np.maximum(cap, 0)])
+        if (holes.cap_of(i) == APEX).any():
+            out_vertices.append((holes.apex[i] + offset)[None])
+            count += 1
+        out_faces.append(cap)
+    return np.concatenate(out_vertices), np.concatenate(out_faces)
+
+
+def cap_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Vertices and faces with every hole closed; the input faces come first, unchanged.
+
+    Returns ``(vertices, faces, holes)``: new vertices (fan apexes) are appended after ``vertices`` and the
+    cap faces after ``faces``. ``faces`` must be a consistently oriented manifold patch on welded vertices.
+    ``bulge`` > 0 closes each hole with a fan whose apex is lifted off the rim's plane by that fraction of
+    the rim radius, outwards (along the patch's orientation); 0 spans each rim by its least-area surface.
+    """
+    holes = find_holes(vertices, faces, bulge)
+    out_vertices, out_faces = close_holes(vertices, faces, holes)
+    return out_vertices, out_faces, len(holes)
+
+
+def _edge_keys(faces: np.ndarray, n: int) -> np.ndarray:
+    """Sorted undirected edge keys of ``faces``."""
+    half = edges(faces)
+    return np.unique(np.minimum(half[:, 0], half[:, 1]) * n + np.maximum(half[:, 0], half[:, 1]))
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` are in the sorted array ``sorted_keys``."""
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[at] == keys
+
+
+def _all_new(cap_faces: np.ndarray, n: int) -> bool:
+    """No directed edge is used twice by the caps (each cap's chords are already new to the patch)."""
+    half = edges(cap_faces)
+    directed = half[:, 0] * n + half[:, 1]
+    return len(np.unique(directed)) == len(directed)
+
+
+def _triangulate(vertices: np.ndarray, polygon: np.ndarray, known: np.ndarray, n: int) -> np.ndarray | None:
+    """Triangles (indices into ``polygon``) closing it without reusing an existing edge as a chord."""
+    m = len(polygon)
+    if m < 3:
+        return None
+    if m == 3:
+        return np.array([[0, 1, 2]])
+    points = vertices[polygon]
+    if m > MAX_TRIANGULATED:
+        i, j = _shortest_chord(points, polygon, known, n)
+        if i < 0:
+            return None
+        first = _triangulate(vertices, polygon[i:j + 1], known, n)
+        second_index = np.r_[np.arange(j, m), np.arange(0, i + 1)]
+        second = _triangulate(vertices, polygon[second_index], known, n)
+        if first is None or second is None:
+            return None
+        return np.concatenate([first + i, second_index[second]])
+    a, b = np.minimum.outer(polygon, polygon), np.maximum.outer(polygon, polygon)
+    return _min_area_triangles(points, _contains(known, a * n + b))
+
+
+def _shortest_chord(points: np.ndarray, polygon: np.ndarray, known: np.ndarray, n: int) -> tuple[int, int]:
+    """The chord (i, j), i < j, cutting the polygon into two pieces of at least a quarter of its vertices
+    each that is shortest relative to the shorter arc it cuts off; (-1, -1) when none is allowed."""
+    m = len(points)
+    step = np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1)
+    arc = np.r_[0.0, np.cumsum(step)]
+    perimeter = arc[-1]
+    stride = 1 + m // CHORD_CANDIDATES  # long rims: chords between every stride-th vertex only
+    i, j = np.triu_indices(len(range(0, m, stride)))
+    i, j = i * stride, j * stride
+    keep = (j - i >= max(2, m // 4)) & (m - (j - i) >= max(2, m // 4))
+    i, j = i[keep], j[keep]
+    along = arc[j] - arc[i]
+    shorter = np.minimum(along, perimeter - along)
+    chord = np.linalg.norm(points[i] - points[j], axis=1)
+    score = chord / np.maximum(shorter, 1e-300)
+    pair = np.minimum(polygon[i], polygon[j]) * n + np.maximum(polygon[i], polygon[j])
+    score[_contains(known, pair)] = np.inf
+    if not len(score) or not np.isfinite(score.min()):
+        return -1, -1
+    best = int(np.argmin(score))
+    return int(i[best]), int(j[best])

@@ -16,10 +16,15 @@ def weld(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> np
     """Faces re-indexed so that vertices closer than ``tolerance`` x the bounding-box diagonal share an index.
 
     Positions are snapped to a grid of that spacing, so two vertices on either side of a grid line stay
-    apart; seams written by exporters repeat positions exactly, which this always merges.
+    apart; seams written by exporters repeat positions exactly, which this always merges. ``tolerance`` 0
+    joins only bit-identical positions (what an engine that must keep every corner where it is needs).
     """
     if len(vertices) == 0:
         return faces.copy()
+    if tolerance == 0:
+        keys = np.ascontiguousarray(vertices, np.float64).view(np.dtype((np.void, 24))).reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return first[inverse.reshape(-1)][faces]
     extent = float(np.linalg.norm(vertices.max(0) - vertices.min(0))) or 1.0
     keys = np.round((vertices - vertices.min(0)) / (extent * tolerance)).astype(np.int64)
     _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)

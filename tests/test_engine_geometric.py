@@ -1,0 +1,244 @@
+"""The geometric completion engine: closed parts that keep the visible faces exactly, on real and hard input."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import trimesh
+
+from holopart_blender.engine import api, meshfiles
+from holopart_blender.engine.api import JobRequest
+from holopart_blender.engine.errors import InputError
+from holopart_blender.engine.geometry.capping import cap_holes
+from holopart_blender.engine.geometry.patches import split_manifold
+from holopart_blender.engine.geometry.topology import is_closed
+from holopart_blender.engine.partjob import Mesh, PartJob
+from holopart_blender.evaluation.metrics import penetration, score_part
+from holopart_blender.evaluation.tasks import build_task
+from meshgen import grid, two_boxes
+
+
+def complete(job, **settings):
+    return api.complete_parts(job, "geometric", settings=settings)
+
+
+def assert_keeps_visible_faces(job: PartJob, result) -> None:
+    """Every part is closed, starts with its usable input faces in order with bit-identical corners, and
+    marks every other face as new."""
+    usable = job.mesh.check().usable
+    for part in result.parts:
+        own = np.flatnonzero((job.face_labels == part.label) & usable)
+        n = len(own)
+        assert part.watertight and is_closed(part.faces), part.name
+        np.testing.assert_array_equal(part.face_source[:n], own)
+        assert (part.face_source[n:] == -1).all() and part.source_faces == n
+        np.testing.assert_array_equal(part.vertices[part.faces[:n]], job.mesh.vertices[job.mesh.faces[own]])
+        assert np.isfinite(part.vertices).all()
+
+
+@pytest.fixture(scope="module")
+def tasks(benchmark_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("tasks")
+    return {name: build_task(benchmark_dir / f"{name}.glb", cache) for name in ("bicycle", "square_table", "lamp")}
+
+
+def test_benchmark_parts_are_closed_keep_their_faces_and_do_not_overlap(tasks):
+    for task in tasks.values():
+        result = complete(task.job)
+        assert_keeps_visible_faces(task.job, result)
+        assert sorted(p.label for p in result.parts) == task.job.labels
+        overlap = penetration([(p.vertices, p.faces) for p in result.parts])
+        assert np.nanmax(overlap) < 0.01, (task.name, overlap)
+
+
+def test_results_are_deterministic(tasks):
+    job = tasks["lamp"].job
+    first, again = complete(job), complete(job)
+    for a, b in zip(first.parts, again.parts):
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+        np.testing.assert_array_equal(a.faces, b.faces)
+        np.testing.assert_array_equal(a.face_source, b.face_source)
+        assert a.notes == b.notes
+
+
+def test_hidden_surface_is_recovered_where_the_segment_leaves_it_out(tasks):
+    # The bicycle frame's two halves hide each other's inner side: closing each half recovers it.
+    task = tasks["bicycle"]
+    result = {p.label: p for p in complete(task.job).parts}
+    for label, name in enumerate(task.part_names):
+        if not name.startswith("frameLink"):
+            continue
+        segment, truth = task.segment(label), task.parts[label]
+        floor = score_part(segment.vertices, segment.faces, truth.vertices, truth.faces, segment.vertices,
+                           segment.faces, samples=20_000)
+        ours = score_part(result[label].vertices, result[label].faces, truth.vertices, truth.faces,
+                          segment.vertices, segment.faces, samples=20_000)
+        assert floor["hidden_recall"] == 0.0
+        assert ours["hidden_recall"] > 0.9, (name, ours)
+        assert ours["iou"] > floor["iou"] - 0.02 and ours["chamfer"] < floor["chamfer"] + 0.002
+
+
+def test_complete_source_parts_from_a_scene_file(benchmark_dir):
+    # The source parts are complete but not all watertight (the bicycle's frame halves and handlebar).
+    job = meshfiles.load_job(benchmark_dir / "bicycle.glb")
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+
+
+def test_a_closed_part_is_returned_as_it_is():
+    box = trimesh.creation.box((1.0, 2.0, 3.0))
+    job = PartJob(Mesh(box.vertices, box.faces), np.zeros(len(box.faces), np.int32))
+    part = complete(job).parts[0]
+    assert len(part.faces) == len(box.faces) and part.watertight
+    np.testing.assert_array_equal(part.vertices[part.faces], box.vertices[box.faces])
+
+
+def test_touching_boxes_get_flat_caps_and_keep_apart():
+    vertices, faces, labels = two_boxes()
+    result = complete(PartJob(Mesh(vertices, faces), labels))
+    assert_keeps_visible_faces(PartJob(Mesh(vertices, faces), labels), result)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_part_seen_as_one_or_two_triangles(count):
+    sphere = trimesh.creation.icosphere(2)
+    labels = np.zeros(len(sphere.faces), np.int32)
+    labels[sphere.face_adjacency[0][:count]] = 1  # one triangle, or two sharing an edge
+    job = PartJob(Mesh(sphere.vertices, sphere.faces), labels)
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+    small = [p for p in result.parts if p.label == 1][0]
+    assert small.source_faces == count and len(small.faces) == 2 * count  # closed by its own back
+
+
+def test_a_part_hidden_but_for_a_sliver_and_a_thin_slat():
+    sphere = trimesh.creation.icosphere(4)
+    centre = sphere.triangles_center
+    labels = np.where(np.abs(centre[:, 1]) < 0.05, 1, 0).astype(np.int32)  # a thin band around the equator
+    slat = trimesh.creation.box((2.0, 0.02, 0.2))
+    slat.apply_translation((0.0, 1.5, 0.0))
+    vertices = np.concatenate([sphere.vertices, slat.vertices])
+    faces = np.concatenate([sphere.faces, slat.faces + len(sphere.vertices)])
+    labels = np.concatenate([labels, np.full(len(slat.faces), 2, np.int32)])
+    labels[len(sphere.faces) + np.arange(0, len(slat.faces), 3)] = 3  # a third of the slat's faces are another part
+    job = PartJob(Mesh(vertices, faces), labels)
+    assert_keeps_visible_faces(job, complete(job))
+
+
+def test_labels_without_faces_and_parts_asked_for(tasks):
+    job = tasks["square_table"].job
+    named = PartJob(job.mesh, job.face_labels, {**{k: f"p{k}" for k in job.labels}, 99: "never seen"})
+    result = complete(named)  # the unused label is not a part
+    assert sorted(p.label for p in result.parts) == job.labels
+    some = api.EngineSession().run(named, JobRequest("complete", "geometric", parts=job.labels[1:3]))
+    assert [p.label for p in some.parts] == job.labels[1:3]
+    assert_keeps_visible_faces(job, some)
+    with pytest.raises(InputError, match="no faces"):
+        api.EngineSession().run(named, JobRequest("complete", "geometric", parts=[99]))
+
+
+def test_open_and_non_manifold_input_is_closed_without_touching_a_face():
+    vertices, faces = grid(12)
+    fin = np.array([[0, 1, len(vertices)], [1, 0, len(vertices) + 1]])  # two extra faces on edge (0, 1)
+    vertices = np.concatenate([vertices, [[-1.0, -1.0, 0.5], [-0.9, -1.0, -0.5]]])
+    faces = np.concatenate([faces, fin])
+    faces[5] = faces[5, ::-1]  # one face wound against its neighbours
+    faces = np.concatenate([faces, faces[7:8]])  # a duplicated face
+    job = PartJob(Mesh(vertices, faces), np.zeros(len(faces), np.int32))
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+    assert any("second copy" in note for note in result.parts[0].notes)
+
+
+def test_bow_tie_and_touching_holes():
+    # Two squares sharing one corner, each with a hole: still closes.
+    a = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], float)
+    b = a + [1.0, 1.0, 0.0]
+    vertices = np.concatenate([a, b[1:]])  # b's first corner is a's corner 2
+    faces = np.array([[0, 1, 2], [0, 2, 3], [2, 4, 5], [2, 5, 6]])
+    faces2, vertex_of = split_manifold(faces)
+    closed_vertices, closed, holes = cap_holes(vertices[vertex_of], faces2)
+    assert is_closed(closed) and holes == 2
+    np.testing.assert_array_equal(closed[:4], faces2)
+
+
+def test_degenerate_faces_are_skipped_and_an_all_degenerate_part_is_refused():
+    box = trimesh.creation.box()
+    vertices = np.concatenate([box.vertices, [[5.0, 5.0, 5.0]]])
+    faces = np.concatenate([box.faces, [[8, 8, 8], [0, 1, 1]]])
+    labels = np.r_[np.zeros(len(box.faces)), [0, 1]].astype(np.int32)
+    job = PartJob(Mesh(vertices, faces), labels)
+    part = api.EngineSession().run(job, JobRequest("complete", "geometric", parts=[0])).parts[0]
+    assert part.watertight and part.source_faces == len(box.faces)
+    with pytest.raises(InputError, match="degenerate"):
+        api.EngineSession().run(job, JobRequest("complete", "geometric", parts=[1]))
+
+
+def _without_face(mesh: trimesh.Trimesh, normal, height) -> trimesh.Trimesh:
+    """``mesh`` without its faces with the given normal at the given height (along the normal)."""
+    keep = ~((mesh.face_normals @ normal > 0.99) & (np.abs(mesh.triangles_center @ normal - height) < 1e-9))
+    return mesh.submesh([np.flatnonzero(keep)], append=True)
+
+
+def peg_in_slab() -> PartJob:
+    """A slab (y 0 to 0.4) and a square peg under it (y -0.8 to 0) as seen from outside: the peg's top and the
+    slab's underside where the peg touches it are hidden."""
+    up = np.array([0.0, 1.0, 0.0])
+    slab = _without_face(trimesh.creation.box((1.6, 0.4, 1.6)), -up, 0.2)
+    slab.apply_translation((0.0, 0.2, 0.0))
+    outer = np.array([[-0.8, 0, -0.8], [0.8, 0, -0.8], [0.8, 0, 0.8], [-0.8, 0, 0.8]])
+    inner = outer * [0.1875, 1, 0.1875]  # the peg's cross-section: 0.3 x 0.3
+    ring_vertices = np.concatenate([outer, inner])
+    ring = np.concatenate([[[k, (k + 1) % 4, 4 + (k + 1) % 4], [k, 4 + (k + 1) % 4, 4 + k]] for k in range(4)])
+    ring = trimesh.Trimesh(ring_vertices, ring, process=False)
+    if (ring.face_normals @ up).mean() > 0:
+        ring.invert()
+    peg = _without_face(trimesh.creation.box((0.3, 0.8, 0.3)), up, 0.4)
+    peg.apply_translation((0.0, -0.4, 0.0))
+    pieces = [slab, ring, peg]
+    labels = np.concatenate([np.zeros(len(slab.faces) + len(ring.faces)), np.ones(len(peg.faces))]).astype(np.int32)
+    whole = trimesh.util.concatenate(pieces)
+    return PartJob(Mesh(whole.vertices, whole.faces), labels, {0: "slab", 1: "peg"})
+
+
+def test_a_plug_continues_into_its_socket_and_the_socket_gets_the_pocket():
+    job = peg_in_slab()
+    flat = {p.name: p for p in complete(job).parts}
+    deep = {p.name: p for p in complete(job, insertion=1.0).parts}
+    assert_keeps_visible_faces(job, complete(job))
+    assert_keeps_visible_faces(job, complete(job, insertion=1.0))
+    assert flat["peg"].vertices[:, 1].max() == pytest.approx(0.0)  # a flat cut at the contact
+    # The peg goes on into the slab by its contact's radius (sqrt(0.09 / pi) = 0.169), well short of the top.
+    top = deep["peg"].vertices[:, 1].max()
+    assert top == pytest.approx(np.sqrt(0.09 / np.pi), rel=1e-6)
+    assert any("continues" in note for note in deep["peg"].notes)
+    assert any("pocket" in note for note in deep["slab"].notes)
+    # The slab's pocket is exactly where the peg went: still closed, and the two do not overlap.
+    assert deep["slab"].vertices[len(flat["slab"].vertices):, 1].max() == pytest.approx(top)
+    overlap = penetration([(p.vertices, p.faces) for p in deep.values()])
+    assert max(overlap) < 0.005
+    # Depth limited by what lies behind the contact: a deeper setting stops at 3/4 of the slab's thickness.
+    deepest = {p.name: p for p in complete(job, insertion=4.0).parts}
+    assert deepest["peg"].vertices[:, 1].max() == pytest.approx(0.75 * 0.4)
+
+
+def test_voxel_rebuild_and_domes_are_closed_too():
+    vertices, faces, labels = two_boxes()
+    job = PartJob(Mesh(vertices, faces), labels)
+    rebuilt = complete(job, keep_visible=False, resolution=24)
+    assert all(p.watertight and (p.face_source == -1).all() for p in rebuilt.parts)
+    open_job = PartJob(Mesh(*grid(10)), np.zeros(2 * 81, np.int32))
+    assert_keeps_visible_faces(open_job, complete(open_job, bulge=0.5))
+
+
+def test_a_million_faces():
+    vertices, faces = grid(708)  # 999,698 faces, one open sheet
+    job = PartJob(Mesh(vertices, faces), np.zeros(len(faces), np.int32))
+    t0 = time.perf_counter()
+    part = complete(job).parts[0]
+    seconds = time.perf_counter() - t0
+    assert part.watertight and part.source_faces == len(faces) and len(part.faces) > len(faces)
+    np.testing.assert_array_equal(part.face_source[:len(faces)], np.arange(len(faces)))
+    assert seconds < 60
