@@ -30,11 +30,20 @@ def _camera() -> np.ndarray:
     return np.stack([right, np.cross(VIEW, right), VIEW])
 
 
-def render_parts(parts: list[tuple[np.ndarray, np.ndarray]], size: int = 400, explode: float = 0.5,
-                 points: int = 300_000) -> Image.Image:
-    """One picture of meshes (vertices, faces) in a frame spanning about [-1, 1]^3, each part moved by
-    ``explode`` times its box centre's offset from the origin."""
-    bounds = 1.1 * (1.0 + explode)
+def exploded_offsets(parts: list[tuple[np.ndarray, np.ndarray]], explode: float = 0.4) -> np.ndarray:
+    """Per part, ``explode`` times its box centre's offset from the origin (zero for an empty part)."""
+    out = np.zeros((len(parts), 3))
+    for i, (vertices, faces) in enumerate(parts):
+        if len(faces):
+            used = np.asarray(vertices)[np.unique(faces)]
+            out[i] = explode * 0.5 * (used.min(axis=0) + used.max(axis=0))
+    return out
+
+
+def render_parts(parts: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarray, bounds: float,
+                 size: int = 400, points: int = 300_000) -> Image.Image:
+    """One picture of meshes (vertices, faces), part i moved by ``offsets[i]``, the view spanning
+    [-bounds, bounds] on the screen."""
     image = np.ones((size, size, 3))
     depth = np.full((size, size), -np.inf)
     camera = _camera()
@@ -49,9 +58,7 @@ def render_parts(parts: list[tuple[np.ndarray, np.ndarray]], size: int = 400, ex
         normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-30)
         shade = 0.35 + 0.65 * np.abs(normal @ LIGHT)
         colour = PALETTE[index % len(PALETTE)] * shade[:, None]
-        used = np.asarray(vertices)[np.unique(faces)]
-        samples = samples + explode * 0.5 * (used.min(axis=0) + used.max(axis=0))
-        screen = samples @ camera.T
+        screen = (samples + offsets[index]) @ camera.T
         px = np.floor((screen[:, 0] / bounds + 1.0) * 0.5 * (size - 1)).astype(np.int64)
         py = np.floor((1.0 - (screen[:, 1] / bounds + 1.0) * 0.5) * (size - 1)).astype(np.int64)
         for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):  # 2x2 splats close the gaps between samples
@@ -75,8 +82,15 @@ def _area(vertices, faces) -> float:
 
 def side_by_side(panels: list[tuple[str, list[tuple[np.ndarray, np.ndarray]]]], path: str | os.PathLike,
                  size: int = 400) -> None:
-    """Write a PNG with one titled panel per (title, parts)."""
-    images = [render_parts(parts, size) for _, parts in panels]
+    """Write a PNG with one titled panel per (title, parts). Part i of every panel is the same part: it gets
+    the same colour and the same exploded offset, both taken from the first panel (the ground truth), which
+    also sets the framing."""
+    reference = panels[0][1]
+    offsets = exploded_offsets(reference)
+    corners = [np.asarray(v)[np.unique(f)] + o for (v, f), o in zip(reference, offsets) if len(f)]
+    screen = np.concatenate(corners) @ _camera()[:2].T
+    bounds = 1.05 * float(np.abs(screen).max())
+    images = [render_parts(parts, offsets, bounds, size) for _, parts in panels]
     out = Image.new("RGB", (size * len(images), size + 24), "white")
     draw = ImageDraw.Draw(out)
     for i, ((title, _), image) in enumerate(zip(panels, images)):

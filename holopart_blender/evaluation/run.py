@@ -166,7 +166,8 @@ def main(argv=None) -> int:
     session, rows = EngineSession(), []
     for index, path in enumerate(files):
         task = build_task(path, args.cache, args.views)
-        panels = [("ground truth", [(p.vertices, p.faces) for p in task.parts])]
+        panels = [("ground truth", [(task.parts[k].vertices, task.parts[k].faces) for k in task.job.labels])]
+        nothing = (np.zeros((0, 3)), np.zeros((0, 3), np.int64))
         object_rows = []
         for engine in engines:
             bar = ProgressBar(f"[{index + 1}/{len(files)}] {task.name} {engine}")
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
                 completed, extras = {}, {"seconds": float("nan")}
             bar.close()
             object_rows += score_task(task, engine, completed, extras, args.samples)
-            panels.append((engine, [completed[k][:2] for k in task.job.labels if k in completed]))
+            panels.append((engine, [completed[k][:2] if k in completed else nothing for k in task.job.labels]))
         rows += object_rows
         (args.out / "objects" / f"{safe_name(task.name)}.md").write_text(
             f"# {task.name}\n\n" + table({e: means([r for r in object_rows if r["engine"] == e]) for e in engines})
