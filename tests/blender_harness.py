@@ -51,6 +51,19 @@ def select_faces(obj, indices):
 def result_objects(source_name):
     collection = bpy.data.collections.get(source_name + " parts")
     return [] if collection is None else sorted(collection.objects, key=lambda o: o.name)
+
+def ready_environment(prefs):
+    # An engine environment in the 'ready' state: a venv that sees this project's packages through a .pth
+    # file, standing in for an installed one. Returns its manager.
+    import site, subprocess
+    prefs.environment_dir = str(Path("engine_env").resolve())
+    manager = jobs.environment_manager(prefs)
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(manager.env_dir)], check=True)
+    packages = next(manager.env_dir.glob("lib/python*/site-packages"))
+    (packages / "project.pth").write_text(site.getsitepackages()[0] + "\\n")
+    (manager.env_dir / "holopart-env.json").write_text(json.dumps({{"python": "3.11", "packages": {{}}}}))
+    assert manager.state().status == "ready"
+    return manager
 """
 
 

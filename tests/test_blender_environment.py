@@ -73,15 +73,8 @@ def test_a_ready_environment_runs_the_worker_and_reports_the_weights(tmp_path):
     """An environment in the 'ready' state (here a venv that sees this project's packages through a .pth
     file, standing in for an installed one) runs the worker, and Check Installation asks it for the weights."""
     out = run_blender("""
-        import site, subprocess, json
         prefs = bpy.context.preferences.addons["holopart_blender"].preferences
-        prefs.environment_dir = str(Path("engine_env").resolve())
-        manager = jobs.environment_manager(prefs)
-        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(manager.env_dir)], check=True)
-        packages = next(manager.env_dir.glob("lib/python*/site-packages"))
-        (packages / "project.pth").write_text(site.getsitepackages()[0] + "\\n")
-        (manager.env_dir / "holopart-env.json").write_text(json.dumps({"python": "3.11", "packages": {}}))
-        assert manager.state().status == "ready"
+        manager = ready_environment(prefs)
         bpy.ops.mesh.primitive_cube_add()
         bpy.ops.object.mode_set(mode="EDIT")
         bpy.ops.mesh.select_all(action="SELECT")

@@ -461,16 +461,9 @@ def test_blender_download_operator_runs_the_real_command_with_online_access_on(h
     for key in [k for k in os.environ if k.lower().endswith("_proxy")]:
         monkeypatch.delenv(key)
     out = run_blender(f"""
-        import site, subprocess
         from holopart_blender.blender import preferences
         prefs = bpy.context.preferences.addons["holopart_blender"].preferences
-        prefs.environment_dir = str(Path("engine_env").resolve())
-        manager = jobs.environment_manager(prefs)
-        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(manager.env_dir)], check=True)
-        packages = next(manager.env_dir.glob("lib/python*/site-packages"))
-        (packages / "project.pth").write_text(site.getsitepackages()[0] + "\\n")
-        (manager.env_dir / "holopart-env.json").write_text(json.dumps({{"python": "3.11", "packages": {{}}}}))
-        assert manager.state().status == "ready"
+        manager = ready_environment(prefs)
         assert not bpy.app.online_access
         bpy.context.preferences.system.use_online_access = True
         assert bpy.app.online_access and preferences.offline_reason() == ""
