@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_completion.py [--engines visible,hull,geometric] [--samples 20000]
         [--settings '{"insertion": 1.0}'] [--cache .cache/benchmark] [--asset NAME.glb ...]
-        [--big-faces 200000] [--no-penetration]
+        [--big-faces 200000]
 
 Each benchmark object becomes its completion task (``build_task``: the faces a ray from outside reaches, each
 labelled with its part), every engine completes every part, and each part is scored against its complete
@@ -34,12 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
-from holopart_blender.engine.geometry.topology import is_closed  # noqa: E402
+from holopart_blender.engine.api import EngineSession  # noqa: E402
 from holopart_blender.engine.partjob import Mesh, PartJob  # noqa: E402
-from holopart_blender.evaluation.metrics import penetration, score_part  # noqa: E402
+from holopart_blender.engine.progress import Progress  # noqa: E402
+from holopart_blender.evaluation import run  # noqa: E402
 from holopart_blender.evaluation.tasks import build_task  # noqa: E402
-
-COLUMNS = ("chamfer", "iou", "fscore", "hidden_recall")
 
 
 def peak_mib() -> float:
@@ -71,7 +70,6 @@ def main():
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "benchmark")
     parser.add_argument("--asset", action="append", help="benchmark file name (repeatable; default: all)")
     parser.add_argument("--big-faces", type=int, default=200_000, help="0 skips the timing")
-    parser.add_argument("--no-penetration", action="store_true", help="skip the (slower) penetration check")
     args = parser.parse_args()
     engines = args.engines.split(",")
     settings = json.loads(args.settings)
@@ -80,38 +78,28 @@ def main():
     header = (f"{'object':<22}{'engine':<11}{'parts':>6}{'Chamfer':>9}{'IoU':>7}{'F':>7}{'hidden R':>10}"
               f"{'closed':>8}{'penetr.':>9}{'seconds':>9}{'peak MiB':>10}")
     print(header)
-    rows = {engine: [] for engine in engines}
-    largest = None
+    session, rows, largest = EngineSession(), {engine: [] for engine in engines}, None
     for path in paths:
         task = build_task(path, cache_dir=args.cache)
         if largest is None or len(task.job.labels) > len(largest.job.labels):
             largest = task
         for engine in engines:
-            t0 = time.perf_counter()
-            result = api.complete_parts(task.job, engine, settings=settings if engine == "geometric" else {})
-            seconds = time.perf_counter() - t0
-            scores = []
-            for part in result.parts:
-                segment, truth = task.segment(part.label), task.parts[part.label]
-                score = score_part(part.vertices, part.faces, truth.vertices, truth.faces, segment.vertices,
-                                   segment.faces, samples=args.samples)
-                score["closed"] = float(is_closed(part.faces))
-                scores.append(score)
-            overlap = np.nan
-            if not args.no_penetration:
-                shares = penetration([(p.vertices, p.faces) for p in result.parts])
-                overlap = float(np.nanmax(shares)) if np.isfinite(shares).any() else np.nan
+            # The benchmark runner's own steps: complete, then score every part (penetration included).
+            completed, extras = run.run_engine(task, engine, settings if engine == "geometric" else {}, session,
+                                               False, "auto", Progress())
+            scores = run.score_task(task, engine, completed, extras, args.samples)
             rows[engine] += scores
-            means = {k: np.nanmean([s[k] for s in scores]) for k in COLUMNS + ("closed",)}
+            means = run.means(scores)
+            shares = [s["penetration"] for s in scores]
+            worst = float(np.nanmax(shares)) if np.isfinite(shares).any() else np.nan
             print(f"{task.name:<22}{engine:<11}{len(scores):>6}{means['chamfer']:>9.4f}{means['iou']:>7.3f}"
-                  f"{means['fscore']:>7.3f}{means['hidden_recall']:>10.3f}{means['closed']:>8.2f}{overlap:>9.3f}"
-                  f"{seconds:>9.2f}{peak_mib():>10.0f}", flush=True)
+                  f"{means['fscore']:>7.3f}{means['hidden_recall']:>10.3f}{means['watertight']:>8.2f}{worst:>9.3f}"
+                  f"{extras['seconds']:>9.2f}{peak_mib():>10.0f}", flush=True)
     print(f"\nmeans over all parts ({args.samples} samples each way)")
     for engine in engines:
-        scores = rows[engine]
-        means = {k: np.nanmean([s[k] for s in scores]) for k in COLUMNS + ("closed",)}
-        print(f"MEAN {engine:<11} parts {len(scores):>3}  Chamfer {means['chamfer']:.4f}  IoU {means['iou']:.3f}  "
-              f"F {means['fscore']:.3f}  hidden recall {means['hidden_recall']:.3f}  closed {means['closed']:.2f}")
+        means = run.means(rows[engine])
+        print(f"MEAN {engine:<11} parts {means['parts']:>3}  Chamfer {means['chamfer']:.4f}  IoU {means['iou']:.3f}  "
+              f"F {means['fscore']:.3f}  hidden recall {means['hidden_recall']:.3f}  closed {means['watertight']:.2f}")
 
     if args.big_faces and largest is not None:
         job = big_job(largest, args.big_faces)
