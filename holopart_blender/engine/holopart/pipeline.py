@@ -31,7 +31,7 @@ from skimage.measure import marching_cubes
 from ..engines.base import run_batched
 from ..errors import InputError
 from ..geometry.sampling import sample_surface
-from ..geometry.topology import face_areas, face_normals
+from ..geometry.topology import face_normals
 from ..progress import Progress
 from .loading import HoloPartModel
 from .scheduler import sample
@@ -76,9 +76,10 @@ def _rng(seed: int, stream: int, key: int = 0) -> np.random.Generator:
 def points_and_normals(vertices: np.ndarray, faces: np.ndarray, count: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` area-weighted surface points and the normals of their faces, float32 (count, 3) each."""
-    if not face_areas(np.asarray(vertices, np.float64), faces).sum() > 0:
-        raise InputError("a segment has no surface area", "remove degenerate segments")
-    points, face = sample_surface(vertices, faces, count, rng)
+    try:
+        points, face = sample_surface(vertices, faces, count, rng)
+    except ValueError:  # the sampler refuses faces with no area
+        raise InputError("a segment has no surface area", "remove degenerate segments") from None
     normals = face_normals(np.asarray(vertices, np.float64), faces)[face]
     return points.astype(np.float32), normals.astype(np.float32)
 
