@@ -56,9 +56,7 @@ def test_a_scaled_sphere_scores_the_radius_difference():
 
 def test_hidden_recall_counts_only_the_hidden_surface():
     v, f = _sphere(0.5)
-    upper = f[v[f].mean(axis=1)[:, 1] > 0.0]  # the visible half
-    used, inverse = np.unique(upper, return_inverse=True)
-    half_v, half_f = v[used], inverse.reshape(-1, 3)
+    half_v, half_f = _submesh(v, f, v[f].mean(axis=1)[:, 1] > 0.0)  # the visible half
     whole = metrics.score_part(v, f, v, f, half_v, half_f, samples=20000)
     assert whole["hidden_recall"] == 1.0 and whole["hidden_precision"] == 1.0
     assert 0.35 < whole["hidden_share"] < 0.5
@@ -67,6 +65,29 @@ def test_hidden_recall_counts_only_the_hidden_surface():
     astray_v, astray_f = _sphere(0.5, (0.0, -0.3, 0.0))
     astray = metrics.score_part(astray_v, astray_f, v, f, half_v, half_f, samples=20000)
     assert astray["hidden_recall"] < 0.2 and astray["hidden_stray"] > 0.05
+
+
+def test_overlap_scores_split_the_hidden_surface_at_other_parts():
+    # Truth: a sphere seen from above; a second truth part (a slab) holds its bottom (y < -0.25).
+    v, f = _sphere(0.5)
+    centres_y = v[f].mean(axis=1)[:, 1]
+    half_v, half_f = _submesh(v, f, centres_y > 0.0)
+    slab = metrics.solid_voxels(*_box([-0.9, -0.9, -0.9], [0.9, -0.25, 0.9]))
+    # A result that stops where the slab starts: everything clear of the slab, nothing inside it.
+    cut_v, cut_f = _submesh(v, f, centres_y > -0.25)
+    s = metrics.score_part(cut_v, cut_f, v, f, half_v, half_f, samples=20000, others=slab)
+    # Of the hidden band 0.02 below the equator to the pole, the part below -0.25 (less the slab's
+    # surface cells, 2/128 thick) is inside the slab: about (0.25 - 0.016) / 0.48.
+    assert s["hidden_overlap"] == pytest.approx(0.234 / 0.48, abs=0.03)
+    # Recovered: all but a thin band at the slab (its surface cells count as clear), next to nothing inside it.
+    assert s["clear_hidden_recall"] > 0.9
+    assert s["hidden_recall"] == pytest.approx(s["clear_hidden_recall"] * (1 - s["hidden_overlap"]), abs=0.02)
+    assert np.isnan(metrics.score_part(v, f, v, f, half_v, half_f, samples=20000)["hidden_overlap"])
+
+
+def _submesh(v, f, keep):
+    used, inverse = np.unique(f[keep], return_inverse=True)
+    return v[used], inverse.reshape(-1, 3)
 
 
 def test_an_empty_result_is_a_failure_not_a_crash():

@@ -14,6 +14,10 @@ Per part (``score_part``):
 - ``hidden_precision`` / ``hidden_stray``: of the result samples farther than ``HIDDEN_MARGIN`` from the
   visible input (what the engine added), the share within ``HIDDEN_MATCH`` of the truth and their mean
   distance to it: how far the added surface strays. Both are NaN when nothing was added there.
+- ``hidden_overlap`` / ``clear_hidden_recall`` (given the other truth parts' solids): the share of those
+  hidden truth samples that lie inside another truth part (where the ground truth's parts overlap, as
+  generated objects' do, so only a result that overlaps its neighbours can reach them), and the hidden
+  recall over the rest. Both are NaN without the solids or when nothing is hidden.
 The hidden scores use object-frame thresholds, so they are computed in the object frame only.
 
 Per object: ``penetration`` (the share of each part's inside that lies inside another part, on a voxel grid)
@@ -26,12 +30,15 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from ..engine.geometry.topology import face_areas
 from .sampling import sample_surface
 
 VOXELS = 64
 HIDDEN_MARGIN = 0.02
 HIDDEN_MATCH = 0.01
 PENETRATION_VOXELS = 128
+SOLID_DENSITY = 40  # surface samples per crossed cell when voxelising a solid (an empty cell has odds e^-40)
+SOLID_MAX_SAMPLES = 30_000_000
 
 
 def part_frame(vertices: np.ndarray) -> tuple[np.ndarray, float]:
@@ -47,9 +54,14 @@ def nearest_distance(points: np.ndarray, to: np.ndarray, upper_bound: float = np
     return cKDTree(to).query(points, distance_upper_bound=upper_bound, workers=-1)[0]
 
 
+def cells(points: np.ndarray, voxels: int) -> np.ndarray:
+    """Per point, its (i, j, k) cell of a ``voxels``³ grid over [-1, 1]³ (clipped at the edge)."""
+    return np.clip(np.floor((points + 1.0) * (voxels / 2.0)).astype(np.int64), 0, voxels - 1)
+
+
 def voxel_set(points: np.ndarray, voxels: int = VOXELS) -> np.ndarray:
-    """Flat indices of the cells of a ``voxels``³ grid over [-1, 1]³ that the points fall in (clipped at the edge)."""
-    cell = np.clip(np.floor((points + 1.0) * (voxels / 2.0)).astype(np.int64), 0, voxels - 1)
+    """Flat indices of the cells of a ``voxels``³ grid over [-1, 1]³ that the points fall in."""
+    cell = cells(points, voxels)
     return np.unique((cell[:, 0] * voxels + cell[:, 1]) * voxels + cell[:, 2])
 
 
@@ -76,24 +88,32 @@ def _scores(result, truth, to_truth, to_result) -> dict:
 
 
 def hidden_scores(to_truth: np.ndarray, to_result: np.ndarray, truth_hidden: np.ndarray,
-                  added: np.ndarray) -> dict:
+                  added: np.ndarray, truth_overlapped: np.ndarray | None = None) -> dict:
     """Hidden recall, precision and stray distance (module docstring) from the result↔truth distances and
     the masks of the truth samples far from the visible input (``truth_hidden``) and of the result samples
-    far from it (``added``)."""
-    recall = float((to_result[truth_hidden] <= HIDDEN_MATCH).mean()) if truth_hidden.any() else np.nan
+    far from it (``added``); with the mask of the truth samples inside other truth parts
+    (``truth_overlapped``), the overlap share and the recall clear of it too."""
+    found = to_result <= HIDDEN_MATCH
+    recall = float(found[truth_hidden].mean()) if truth_hidden.any() else np.nan
+    overlap = clear_recall = np.nan
+    if truth_overlapped is not None and truth_hidden.any():
+        overlap = float(truth_overlapped[truth_hidden].mean())
+        clear = truth_hidden & ~truth_overlapped
+        clear_recall = float(found[clear].mean()) if clear.any() else np.nan
     if added.any():
         stray = to_truth[added]
         precision, mean_stray = float((stray <= HIDDEN_MATCH).mean()), float(stray.mean())
     else:
         precision = mean_stray = np.nan
     return {"hidden_recall": recall, "hidden_precision": precision, "hidden_stray": mean_stray,
-            "hidden_share": float(truth_hidden.mean())}
+            "hidden_share": float(truth_hidden.mean()), "hidden_overlap": overlap, "clear_hidden_recall": clear_recall}
 
 
 def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vertices: np.ndarray,
                truth_faces: np.ndarray, visible_vertices: np.ndarray, visible_faces: np.ndarray,
-               samples: int = 500_000, seed: int = 0) -> dict:
+               samples: int = 500_000, seed: int = 0, others: np.ndarray | None = None) -> dict:
     """Every per-part score, object frame and part frame (``part_`` prefix); inputs in the object frame.
+    ``others``, a ``solid_voxels`` grid of the other truth parts' insides, adds the overlap scores.
 
     An empty result scores ``success`` False and NaN elsewhere (means over parts then skip it; the success
     rate counts it).
@@ -101,7 +121,8 @@ def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vert
     truth, _ = sample_surface(truth_vertices, truth_faces, samples, seed)
     if len(result_faces) == 0:
         nan = {k: np.nan for k in ("chamfer", "iou", "fscore", "hidden_recall", "hidden_precision",
-                                   "hidden_stray", "part_chamfer", "part_iou", "part_fscore")}
+                                   "hidden_stray", "hidden_overlap", "clear_hidden_recall", "part_chamfer",
+                                   "part_iou", "part_fscore")}
         return {"success": False, **nan}
     # One seed for every mesh: identical meshes give identical samples, so the unchanged segment scores a
     # hidden recall of exactly 0 and a copy of the truth a Chamfer distance of exactly 0.
@@ -111,8 +132,9 @@ def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vert
     # Only "farther than the margin from the visible input" matters: a bounded (fast) search.
     truth_hidden = nearest_distance(truth, visible, HIDDEN_MARGIN * 1.001) > HIDDEN_MARGIN
     added = nearest_distance(result, visible, HIDDEN_MARGIN * 1.001) > HIDDEN_MARGIN
+    overlapped = None if others is None else inside(others, truth)
     scores = {"success": True, **_scores(result, truth, to_truth, to_result),
-              **hidden_scores(to_truth, to_result, truth_hidden, added)}
+              **hidden_scores(to_truth, to_result, truth_hidden, added, overlapped)}
     # The part frame is a translation and a uniform scale: distances scale, only the voxels need redoing.
     centre, scale = part_frame(truth_vertices)
     own = _scores((result - centre) * scale, (truth - centre) * scale, to_truth * scale, to_result * scale)
@@ -122,13 +144,23 @@ def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vert
 
 def solid_voxels(vertices: np.ndarray, faces: np.ndarray, voxels: int = PENETRATION_VOXELS) -> np.ndarray:
     """Boolean ``voxels``³ grid over [-1, 1]³: the cells strictly inside a closed mesh (its surface cells
-    removed), by filling the cells its dense surface samples occupy."""
-    count = max(200_000, int(voxels**2 * 20))
+    removed), by filling the cells its dense surface samples occupy.
+
+    The samples must leave no surface cell empty (one gap and the fill leaks out, leaving nothing inside),
+    so their number grows with the area: about ``SOLID_DENSITY`` per cell the surface crosses.
+    """
+    cell_area = (2.0 / voxels) ** 2
+    area = float(face_areas(np.asarray(vertices, np.float64), np.asarray(faces, np.int64)).sum())
+    count = int(min(SOLID_MAX_SAMPLES, max(200_000, SOLID_DENSITY * area / cell_area)))
     points, _ = sample_surface(vertices, faces, count, seed=3)
     grid = np.zeros((voxels,) * 3, bool)
-    cell = np.clip(np.floor((points + 1.0) * (voxels / 2.0)).astype(np.int64), 0, voxels - 1)
-    grid[tuple(cell.T)] = True
+    grid[tuple(cells(points, voxels).T)] = True
     return ndimage.binary_fill_holes(grid) & ~grid
+
+
+def inside(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Per point, whether it falls in a set cell of a ``solid_voxels`` grid over [-1, 1]³."""
+    return grid[tuple(cells(points, grid.shape[0]).T)]
 
 
 def penetration(parts: list[tuple[np.ndarray, np.ndarray]], voxels: int = PENETRATION_VOXELS) -> list[float]:

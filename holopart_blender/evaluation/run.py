@@ -43,7 +43,9 @@ from .tasks import Task, build_task
 FLOOR = "visible"
 # Columns of the tables, in order, with how to format them; means skip NaN (parts that failed).
 COLUMNS = [("chamfer", "CD", "{:.4f}"), ("iou", "IoU", "{:.3f}"), ("fscore", "F", "{:.3f}"),
-           ("hidden_recall", "hidden recall", "{:.3f}"), ("hidden_precision", "hidden precision", "{:.3f}"),
+           ("hidden_recall", "hidden recall", "{:.3f}"), ("clear_hidden_recall", "hidden recall clear of overlaps",
+                                                           "{:.3f}"),
+           ("hidden_overlap", "hidden in other parts", "{:.3f}"), ("hidden_precision", "hidden precision", "{:.3f}"),
            ("part_chamfer", "CD (part frame)", "{:.4f}"), ("part_iou", "IoU (part frame)", "{:.3f}"),
            ("part_fscore", "F (part frame)", "{:.3f}"), ("success", "success", "{:.3f}"),
            ("watertight", "watertight", "{:.3f}"), ("penetration", "penetration", "{:.4f}"),
@@ -82,16 +84,27 @@ def run_engine(task: Task, engine: str, settings: dict, session: EngineSession, 
     return matched, extras
 
 
-def score_task(task: Task, engine: str, completed: dict[int, tuple], extras: dict, samples: int) -> list[dict]:
-    """One row per ground-truth part that has visible faces."""
+def truth_overlaps(task: Task) -> dict[int, np.ndarray]:
+    """Per labelled part, the voxel grid of the other truth parts' insides (for the overlap scores)."""
     labels = task.job.labels
+    solids = [metrics.solid_voxels(task.parts[label].vertices, task.parts[label].faces) for label in labels]
+    coverage = np.sum(solids, axis=0)
+    return {label: coverage - solid > 0 for label, solid in zip(labels, solids)}
+
+
+def score_task(task: Task, engine: str, completed: dict[int, tuple], extras: dict, samples: int,
+               overlaps: dict[int, np.ndarray] | None = None) -> list[dict]:
+    """One row per ground-truth part that has visible faces; ``overlaps`` (``truth_overlaps``) adds the
+    overlap scores."""
+    labels = task.job.labels
+    overlaps = overlaps or {}
     results = [completed.get(label, (np.zeros((0, 3)), np.zeros((0, 3), np.int64), False)) for label in labels]
     pen = metrics.penetration([(v, f) for v, f, _ in results])
     rows = []
     for label, (vertices, faces, watertight), penetration in zip(labels, results, pen):
         truth, visible = task.parts[label], task.segment(label)
         scores = metrics.score_part(vertices, faces, truth.vertices, truth.faces, visible.vertices, visible.faces,
-                                    samples)
+                                    samples, others=overlaps.get(label))
         rows.append({"object": task.name, "part": truth.name, "engine": engine, **scores,
                      "watertight": bool(watertight) if len(faces) else False, "penetration": penetration,
                      "faces": int(len(faces)), "seconds": extras["seconds"],
@@ -168,6 +181,7 @@ def main(argv=None) -> int:
         task = build_task(path, args.cache, args.views)
         panels = [("ground truth", [(task.parts[k].vertices, task.parts[k].faces) for k in task.job.labels])]
         nothing = (np.zeros((0, 3)), np.zeros((0, 3), np.int64))
+        overlaps = truth_overlaps(task)
         object_rows = []
         for engine in engines:
             bar = ProgressBar(f"[{index + 1}/{len(files)}] {task.name} {engine}")
@@ -180,7 +194,7 @@ def main(argv=None) -> int:
                 print(f"{task.name} {engine}: {exc.message} ({exc.hint})", file=sys.stderr)
                 completed, extras = {}, {"seconds": float("nan")}
             bar.close()
-            object_rows += score_task(task, engine, completed, extras, args.samples)
+            object_rows += score_task(task, engine, completed, extras, args.samples, overlaps)
             panels.append((engine, [completed[k][:2] if k in completed else nothing for k in task.job.labels]))
         rows += object_rows
         (args.out / "objects" / f"{safe_name(task.name)}.md").write_text(

@@ -10,7 +10,8 @@ mesh in the object frame (``score_part``: L1 Chamfer, voxel IoU and F-score at 6
 the truth's hidden surface, farther than 0.02 from the visible input, that lies within 0.01 of the result).
 Printed per object and engine: the means over its parts, the share of parts that are closed, the largest
 share of a part's inside that lies inside another part (penetration, 128³ voxels), the engine's seconds and
-the process's peak memory so far; then the means over all parts.
+the process's peak memory so far; then the means over all parts, with the hidden recall clear of overlaps
+(over the hidden truth that lies inside no other truth part) and the share of the hidden truth that does.
 
 Last, the ``geometric`` engine is timed on an 8-part object of about ``--big-faces`` faces: the 8 segments
 of the task with the most parts whose faces, subdivided once (each triangle into four, labels kept), come
@@ -83,11 +84,12 @@ def main():
         task = build_task(path, cache_dir=args.cache)
         if largest is None or len(task.job.labels) > len(largest.job.labels):
             largest = task
+        overlaps = run.truth_overlaps(task)
         for engine in engines:
             # The benchmark runner's own steps: complete, then score every part (penetration included).
             completed, extras = run.run_engine(task, engine, settings if engine == "geometric" else {}, session,
                                                False, "auto", Progress())
-            scores = run.score_task(task, engine, completed, extras, args.samples)
+            scores = run.score_task(task, engine, completed, extras, args.samples, overlaps)
             rows[engine] += scores
             means = run.means(scores)
             shares = [s["penetration"] for s in scores]
@@ -99,7 +101,9 @@ def main():
     for engine in engines:
         means = run.means(rows[engine])
         print(f"MEAN {engine:<11} parts {means['parts']:>3}  Chamfer {means['chamfer']:.4f}  IoU {means['iou']:.3f}  "
-              f"F {means['fscore']:.3f}  hidden recall {means['hidden_recall']:.3f}  closed {means['watertight']:.2f}")
+              f"F {means['fscore']:.3f}  hidden recall {means['hidden_recall']:.3f} (clear of overlaps "
+              f"{means['clear_hidden_recall']:.3f}, hidden in other parts {means['hidden_overlap']:.3f})  "
+              f"closed {means['watertight']:.2f}")
 
     if args.big_faces and largest is not None:
         job = big_job(largest, args.big_faces)
