@@ -27,6 +27,11 @@ def _box(low, high):
     return mesh.vertices, mesh.faces
 
 
+def _submesh(v, f, keep):
+    used, inverse = np.unique(f[keep], return_inverse=True)
+    return v[used], inverse.reshape(-1, 3)
+
+
 def test_identical_meshes_score_perfectly():
     v, f = _sphere()
     s = metrics.score_part(v, f, v, f, v, f, samples=20000)
@@ -83,11 +88,6 @@ def test_overlap_scores_split_the_hidden_surface_at_other_parts():
     assert s["clear_hidden_recall"] > 0.9
     assert s["hidden_recall"] == pytest.approx(s["clear_hidden_recall"] * (1 - s["hidden_overlap"]), abs=0.02)
     assert np.isnan(metrics.score_part(v, f, v, f, half_v, half_f, samples=20000)["hidden_overlap"])
-
-
-def _submesh(v, f, keep):
-    used, inverse = np.unique(f[keep], return_inverse=True)
-    return v[used], inverse.reshape(-1, 3)
 
 
 def test_an_empty_result_is_a_failure_not_a_crash():

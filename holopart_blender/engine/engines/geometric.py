@@ -22,8 +22,9 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
 The result is closed by construction (each rim edge gets exactly one new face, and caps never reuse an
 edge). A cap does not look at the other parts: a crooked hole whose least-area surface passes through a
 neighbour makes the two overlap (on the benchmark, the drawer's carcass, whose one hole spans both drawer
-slots and the walls behind the drawers, overlaps both drawers; every other part there overlaps nothing). With ``keep_visible`` off, every part is rebuilt as a voxel solid instead (``geometry.occupancy``):
-closed, but remeshed. Each part's ``notes`` say what was done. Results are deterministic: nothing is random.
+slots and the walls behind the drawers, overlaps both drawers; every other part there overlaps nothing).
+With ``keep_visible`` off, every part is rebuilt as a voxel solid instead (``geometry.occupancy``): closed,
+but remeshed. Each part's ``notes`` say what was done. Results are deterministic: nothing is random.
 """
 
 from __future__ import annotations
