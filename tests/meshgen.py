@@ -27,3 +27,20 @@ def two_boxes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     faces = np.concatenate([a.faces, b.faces + len(a.vertices)])
     labels = np.concatenate([np.zeros(len(a.faces), np.int32), np.ones(len(b.faces), np.int32)])
     return vertices, faces, labels
+
+
+def rod(length: float = 2.0, radius: float = 0.1, rings: int = 21, sections: int = 24) -> trimesh.Trimesh:
+    """A closed cylinder along x, its side cut into ``rings - 1`` bands (so it can be split along its length)."""
+    x = np.linspace(-length / 2, length / 2, rings)
+    angle = np.linspace(0.0, 2 * np.pi, sections, endpoint=False)
+    ring = np.stack([np.zeros(sections), radius * np.cos(angle), radius * np.sin(angle)], 1)
+    vertices = np.concatenate([ring + (xi, 0.0, 0.0) for xi in x] + [[[x[0], 0, 0], [x[-1], 0, 0]]])
+    j = np.arange(sections)
+    k = (j + 1) % sections
+    side = [np.concatenate([np.stack([i * sections + j, (i + 1) * sections + k, (i + 1) * sections + j], 1),
+                            np.stack([i * sections + j, i * sections + k, (i + 1) * sections + k], 1)])
+            for i in range(rings - 1)]
+    first, last = len(vertices) - 2, len(vertices) - 1
+    ends = [np.stack([np.full(sections, first), k, j], 1),
+            np.stack([np.full(sections, last), (rings - 1) * sections + j, (rings - 1) * sections + k], 1)]
+    return trimesh.Trimesh(vertices, np.concatenate(side + ends), process=False)

@@ -17,7 +17,7 @@ from holopart_blender.engine.geometry.topology import is_closed
 from holopart_blender.engine.partjob import Mesh, PartJob
 from holopart_blender.evaluation.metrics import penetration, score_part
 from holopart_blender.evaluation.tasks import build_task
-from meshgen import grid, two_boxes
+from meshgen import grid, rod, two_boxes
 
 
 def complete(job, **settings):
@@ -222,6 +222,77 @@ def test_a_plug_continues_into_its_socket_and_the_socket_gets_the_pocket():
     # Depth limited by what lies behind the contact: a deeper setting stops at 3/4 of the slab's thickness.
     deepest = {p.name: p for p in complete(job, insertion=4.0).parts}
     assert deepest["peg"].vertices[:, 1].max() == pytest.approx(0.75 * 0.4)
+
+
+def axle_through_a_block() -> PartJob:
+    """A rod seen only where it sticks out of both sides of a block (a car's axle and chassis)."""
+    axle = rod(length=2.0, radius=0.1)
+    seen = np.abs(axle.triangles_center[:, 0]) > 0.6
+    block = trimesh.creation.box((1.2, 0.6, 0.6))
+    vertices = np.concatenate([block.vertices, axle.vertices])
+    faces = np.concatenate([block.faces, axle.faces[seen] + len(block.vertices)])
+    labels = np.r_[np.zeros(len(block.faces)), np.ones(seen.sum())].astype(np.int32)
+    return PartJob(Mesh(vertices, faces), labels, {0: "block", 1: "axle"})
+
+
+def test_a_convex_part_seen_in_pieces_is_completed_whole():
+    job = axle_through_a_block()
+    whole = {p.name: p for p in complete(job).parts}
+    stubs = {p.name: p for p in complete(job, convex=0.0).parts}
+    assert_keeps_visible_faces(job, complete(job))
+    axle = trimesh.Trimesh(whole["axle"].vertices, whole["axle"].faces, process=False)
+    cut = trimesh.Trimesh(stubs["axle"].vertices, stubs["axle"].faces, process=False)
+    assert axle.volume == pytest.approx(rod().volume, rel=1e-6)  # the rod, end to end
+    assert cut.volume == pytest.approx(rod().volume * 0.8 / 2.0, rel=1e-6)  # two stubs 0.4 long, cut flat
+    assert any("convex hull" in note for note in whole["axle"].notes)
+    assert not any("convex hull" in note for note in whole["block"].notes)  # closed already: nothing to add
+    # The rod runs through the block, as what is seen of it says it must; the stubs do not.
+    assert penetration([(p.vertices, p.faces) for p in whole.values()])[1] > 0.5
+    assert max(penetration([(p.vertices, p.faces) for p in stubs.values()])) < 0.01
+
+
+def test_a_wheel_seen_on_both_faces_is_joined_by_its_tread():
+    wheel = rod(length=0.4, radius=1.0, rings=5, sections=48)
+    faces = np.abs(wheel.face_normals[:, 0]) > 0.99  # its two faces; the tread is hidden
+    job = PartJob(Mesh(wheel.vertices, wheel.faces[faces]), np.zeros(faces.sum(), np.int32))
+    assert_keeps_visible_faces(job, complete(job))
+    whole, discs = complete(job).parts[0], complete(job, convex=0.0).parts[0]
+    assert trimesh.Trimesh(whole.vertices, whole.faces).volume == pytest.approx(wheel.volume, rel=1e-9)
+    assert trimesh.Trimesh(discs.vertices, discs.faces).volume == pytest.approx(0.0, abs=1e-9)  # two flat discs
+
+
+def test_a_half_seen_ball_is_closed_along_its_hull_and_other_shapes_keep_their_caps(tasks):
+    sphere = trimesh.creation.icosphere(3)
+    seen = sphere.triangles_center[:, 2] > 0  # its rim zigzags about the equator
+    job = PartJob(Mesh(sphere.vertices, sphere.faces[seen]), np.zeros(seen.sum(), np.int32))
+    part = complete(job).parts[0]
+    assert_keeps_visible_faces(job, complete(job))
+    hull = trimesh.Trimesh(sphere.vertices[np.unique(sphere.faces[seen])]).convex_hull
+    assert trimesh.Trimesh(part.vertices, part.faces).volume == pytest.approx(hull.volume, rel=1e-9)
+    # The table's legs and top, the lamp's hood (a shell) and the bicycle's wheels (rings) are not convex.
+    for task in tasks.values():
+        for part in complete(task.job).parts:
+            assert not any("convex hull" in note for note in part.notes), (task.name, part.name)
+
+
+def test_the_generated_car_gets_its_axles_whole(benchmark_dir, tmp_path):
+    task = build_task(benchmark_dir / "holopart_output_002.glb", tmp_path)
+    first, again = complete(task.job), complete(task.job)
+    assert_keeps_visible_faces(task.job, first)
+    for a, b in zip(first.parts, again.parts):  # qhull is deterministic too
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+        np.testing.assert_array_equal(a.faces, b.faces)
+    result = {p.label: p for p in first.parts}
+    convex = sorted(task.part_names[label] for label, part in result.items()
+                    if any("convex hull" in note for note in part.notes))
+    assert {"geometry_7", "geometry_8"} <= set(convex), convex
+    for label in (task.part_names.index("geometry_7"), task.part_names.index("geometry_8")):
+        segment, truth = task.segment(label), task.parts[label]
+        ours = score_part(result[label].vertices, result[label].faces, truth.vertices, truth.faces,
+                          segment.vertices, segment.faces, samples=20_000)
+        floor = score_part(segment.vertices, segment.faces, truth.vertices, truth.faces, segment.vertices,
+                           segment.faces, samples=20_000)
+        assert ours["hidden_recall"] > 0.95 and ours["iou"] > floor["iou"] + 0.5, ours
 
 
 def test_voxel_rebuild_and_domes_are_closed_too():
