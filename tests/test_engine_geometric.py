@@ -237,9 +237,10 @@ def axle_through_a_block() -> PartJob:
 
 def test_a_convex_part_seen_in_pieces_is_completed_whole():
     job = axle_through_a_block()
-    whole = {p.name: p for p in complete(job).parts}
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+    whole = {p.name: p for p in result.parts}
     stubs = {p.name: p for p in complete(job, convex=0.0).parts}
-    assert_keeps_visible_faces(job, complete(job))
     axle = trimesh.Trimesh(whole["axle"].vertices, whole["axle"].faces, process=False)
     cut = trimesh.Trimesh(stubs["axle"].vertices, stubs["axle"].faces, process=False)
     assert axle.volume == pytest.approx(rod().volume, rel=1e-6)  # the rod, end to end
@@ -255,8 +256,9 @@ def test_a_wheel_seen_on_both_faces_is_joined_by_its_tread():
     wheel = rod(length=0.4, radius=1.0, rings=5, sections=48)
     faces = np.abs(wheel.face_normals[:, 0]) > 0.99  # its two faces; the tread is hidden
     job = PartJob(Mesh(wheel.vertices, wheel.faces[faces]), np.zeros(faces.sum(), np.int32))
-    assert_keeps_visible_faces(job, complete(job))
-    whole, discs = complete(job).parts[0], complete(job, convex=0.0).parts[0]
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+    whole, discs = result.parts[0], complete(job, convex=0.0).parts[0]
     assert trimesh.Trimesh(whole.vertices, whole.faces).volume == pytest.approx(wheel.volume, rel=1e-9)
     assert trimesh.Trimesh(discs.vertices, discs.faces).volume == pytest.approx(0.0, abs=1e-9)  # two flat discs
 
@@ -265,8 +267,9 @@ def test_a_half_seen_ball_is_closed_along_its_hull_and_other_shapes_keep_their_c
     sphere = trimesh.creation.icosphere(3)
     seen = sphere.triangles_center[:, 2] > 0  # its rim zigzags about the equator
     job = PartJob(Mesh(sphere.vertices, sphere.faces[seen]), np.zeros(seen.sum(), np.int32))
-    part = complete(job).parts[0]
-    assert_keeps_visible_faces(job, complete(job))
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+    part = result.parts[0]
     hull = trimesh.Trimesh(sphere.vertices[np.unique(sphere.faces[seen])]).convex_hull
     assert trimesh.Trimesh(part.vertices, part.faces).volume == pytest.approx(hull.volume, rel=1e-9)
     # The table's legs and top, the lamp's hood (a shell) and the bicycle's wheels (rings) are not convex.

@@ -120,7 +120,7 @@ class GeometricCompletion(CompletionEngine):
             patch, face_index = patches[label], indices[label]
             hull = None
             if not plugs[label] and not pockets[label]:
-                hull = convex_completion(patch.vertices, patch.faces, self.settings["convex"])
+                hull = convex_completion(patch.vertices, patch.faces, patch.holes, self.settings["convex"])
             if hull is None:
                 vertices, faces = close_holes(patch.vertices, patch.faces, patch.holes, offsets[label])
                 notes = [f"kept {len(face_index)} visible faces, closed {len(patch.holes)} hidden hole(s)"]

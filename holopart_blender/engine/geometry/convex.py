@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
-from .capping import boundary_edges, close_holes, find_holes
+from .capping import Holes, close_holes, find_holes
 from .patches import split_manifold
 
 _WORK = 50_000_000  # point-plane tests allowed per check (a check that would need more is sampled or skipped)
@@ -77,24 +77,24 @@ def convex_hull_of(vertices: np.ndarray, faces: np.ndarray, tolerance: float) ->
     return hull, used
 
 
-def convex_completion(vertices: np.ndarray, faces: np.ndarray,
+def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
                       tolerance: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The patch closed along its convex hull, or None when it is not convex within ``tolerance`` (or has
     no hole, or its hull adds nothing).
 
-    ``faces`` is a consistently oriented manifold patch (``patches.split_manifold``). Returns ``(vertices,
+    ``faces`` is a consistently oriented manifold patch (``patches.split_manifold``) and ``holes`` its holes
+    (``capping.find_holes``). Returns ``(vertices,
     faces)``: the patch's faces first, unchanged and in order, on copies of its vertices (corner positions
     are kept exactly); the hull facets and the caps come after them.
     """
-    rim = boundary_edges(faces)
-    if len(rim) == 0 or tolerance <= 0:
+    if len(holes) == 0 or tolerance <= 0:
         return None
     found = convex_hull_of(vertices, faces, tolerance)
     if found is None:
         return None
     hull, used = found
     # The hidden side of the hull: the facets of the rims' own hull that lie on the patch's hull.
-    ring = np.unique(rim)
+    ring = np.unique(holes.rim)
     try:
         inner = ConvexHull(vertices[ring])
     except (QhullError, ValueError):
