@@ -44,3 +44,30 @@ def rod(length: float = 2.0, radius: float = 0.1, rings: int = 21, sections: int
     ends = [np.stack([np.full(sections, first), k, j], 1),
             np.stack([np.full(sections, last), (rings - 1) * sections + j, (rings - 1) * sections + k], 1)]
     return trimesh.Trimesh(vertices, np.concatenate(side + ends), process=False)
+
+
+def prism(outline: list[tuple[float, float]], triangles: list[tuple[int, int, int]], depth: float = 1.0,
+          edge: float = 0.1) -> trimesh.Trimesh:
+    """A closed prism of the polygon ``outline`` (counter-clockwise; ``triangles`` are its triangulation)
+    from z = 0 to ``depth``, its faces cut into triangles no longer than ``edge`` (so a part of it can be
+    hidden with a ragged rim, as a real one is)."""
+    solid = trimesh.creation.extrude_triangulation(np.asarray(outline, float), np.asarray(triangles), depth)
+    vertices, faces = trimesh.remesh.subdivide_to_size(solid.vertices, solid.faces, edge)
+    return trimesh.Trimesh(vertices, faces, process=False)
+
+
+L_OUTLINE = [(0, 0), (4, 0), (4, 1), (1, 1), (1, 3), (0, 3)]  # an arm along x and a post up y
+L_TRIANGLES = [(0, 1, 2), (0, 2, 3), (0, 3, 5), (3, 4, 5)]
+U_OUTLINE = [(0, 0), (3, 0), (3, 3), (2, 3), (2, 1), (1, 1), (1, 3), (0, 3)]  # two prongs up y, a gap between
+U_TRIANGLES = [(0, 1, 4), (1, 2, 4), (4, 2, 3), (0, 4, 5), (0, 5, 7), (5, 6, 7)]
+
+
+def in_polygon(points: np.ndarray, outline: list[tuple[float, float]], depth: float = 1.0) -> np.ndarray:
+    """Whether each point lies inside the prism of ``outline`` (even-odd rule across its edges)."""
+    x, y, z = points.T
+    inside = np.zeros(len(points), bool)
+    for (x0, y0), (x1, y1) in zip(outline, outline[1:] + outline[:1]):
+        crosses = (y0 > y) != (y1 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside ^= crosses & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0))
+    return inside & (z > 0) & (z < depth)

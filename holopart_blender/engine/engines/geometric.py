@@ -17,7 +17,10 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
    comes back as one rod rather than two stubs. Where what is seen of it lies on both sides of another
    part, the rod runs through that part, as the benchmark's ground truth does there (its generated car's
    axles lie 67-68% inside their wheels, ours too). Where all its rims lie in one plane, the hull adds
-   nothing to their flat caps.
+   nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the
+   whole object is solid behind the hull (rays into it meet the visible surface from behind,
+   ``geometry.inside``): a plank's flat underside where a wheel runs into it, not a cap following the
+   wheel's curve; an open gap between two prongs stays open.
 4. Optionally (``insertion`` > 0), where a part plugs into another (``geometry.contacts``: the plug's
    faces run into the contact as side walls, the receiver's lie flat around it), the plug continues
    straight on inside as a prism of its own cross-section, ``insertion`` x the contact's radius deep (never
@@ -44,6 +47,7 @@ from ..errors import InputError
 from ..geometry.capping import close_holes, find_holes
 from ..geometry.contacts import Patch, plan_insertions
 from ..geometry.convex import convex_completion
+from ..geometry.inside import SurfaceGrid
 from ..geometry.occupancy import voxel_solid
 from ..geometry.patches import split_manifold
 from ..geometry.topology import is_closed, weld
@@ -66,8 +70,9 @@ class GeometricCompletion(CompletionEngine):
                 "they never overlap (0 = flat cuts at every contact)", minimum=0.0, maximum=4.0),
         Setting("convex", float, 0.03,
                 "complete a part whose visible surface lies on its convex hull (a wheel, an axle, a knob) to "
-                "that hull: how far the surface may dip below it, as a share of the hull's width "
-                "(0 = never; every hole gets its own cap)", minimum=0.0, maximum=0.5),
+                "that hull, and close other parts along their hull where the object is solid behind it: how "
+                "far the surface may dip below the hull, as a share of its width (0 = never; every hole gets "
+                "its own cap)", minimum=0.0, maximum=0.5),
         Setting("bulge", float, 0.0,
                 "close each hole with a dome whose centre is this fraction of the rim's radius above it "
                 "(0 = the flattest surface spanning the rim, right for parts that meet flush; "
@@ -115,19 +120,27 @@ class GeometricCompletion(CompletionEngine):
             plugs[item.label].append(item)
             pockets[item.host].append(item)
         out = []
+        solid = None  # the whole object's surface, for telling hidden space from empty space (made once)
         for label in labels:
             t0 = time.perf_counter()
             patch, face_index = patches[label], indices[label]
             hull = None
-            if not plugs[label] and not pockets[label]:
-                hull = convex_completion(patch.vertices, patch.faces, patch.holes, self.settings["convex"])
+            if not plugs[label] and not pockets[label] and len(patch.holes) and self.settings["convex"] > 0:
+                if solid is None:
+                    progress(0.8, "finding where the object is solid")
+                    solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
+                hull = convex_completion(patch.vertices, patch.faces, patch.holes, self.settings["convex"], solid)
             if hull is None:
                 vertices, faces = close_holes(patch.vertices, patch.faces, patch.holes, offsets[label])
                 notes = [f"kept {len(face_index)} visible faces, closed {len(patch.holes)} hidden hole(s)"]
-            else:
-                vertices, faces = hull
+            elif hull[2]:
+                vertices, faces = hull[:2]
                 notes = [f"kept {len(face_index)} visible faces; convex as far as it is seen, completed to "
                          "its convex hull"]
+            else:
+                vertices, faces = hull[:2]
+                notes = [f"kept {len(face_index)} visible faces, closed {len(patch.holes)} hidden hole(s), "
+                         "along its convex hull where the object is solid behind it"]
             source = np.concatenate([face_index, np.full(len(faces) - len(face_index), -1)]).astype(np.int64)
             split = len(patch.vertices) - len(np.unique(welded[face_index]))
             if split:

@@ -39,16 +39,19 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return np.repeat(np.stack([a, b], 1), excess[rows], axis=0)
 
 
-def _loops(rim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _loops(rim: np.ndarray, added: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Loop index of each boundary edge (edges chained head to tail into closed loops) and each edge's
     successor in its loop.
 
     Where a vertex starts several rim edges (two holes touching at a corner), the edges arriving there are
     paired with those leaving it so that no loop passes the vertex twice: each loop gets its own cap, and
-    no cap edge is used twice.
+    no cap edge is used twice. With ``added`` (per edge: whether it belongs to faces added to the patch), an
+    edge of the patch arriving there is paired with an added edge leaving it and the other way round, so
+    each gap between the patch's rim and added faces touching it at vertices becomes a loop of its own.
     """
-    arriving = np.argsort(rim[:, 1], kind="stable")
-    leaving = np.argsort(rim[:, 0], kind="stable")
+    kind = np.zeros(len(rim), np.int8) if added is None else np.asarray(added, np.int8)
+    arriving = np.lexsort((kind, rim[:, 1]))
+    leaving = np.lexsort((1 - kind, rim[:, 0]))
     successor = np.empty(len(rim), np.int64)
     successor[arriving] = leaving  # balanced rims: the k-th arrival at v pairs with the k-th departure from v
     index = np.arange(len(rim))
@@ -181,18 +184,24 @@ class Holes:
                    np.zeros(1, np.int64), none, none, np.zeros(0), none)
 
 
-def find_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0) -> Holes:
+def find_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0, added_from: int | None = None) -> Holes:
     """Every hole of a consistently oriented manifold patch on welded vertices, with the triangles that
     close it: the least-area surface spanning the rim, or with ``bulge`` > 0 a fan from an apex lifted off
     the rim's plane by that fraction of the rim radius, outwards (along the patch's orientation).
 
+    Faces from ``added_from`` on were added to the patch and may touch it at vertices only (``_loops``).
     Caps never reuse an edge the patch already has, nor share a chord with another cap (such rims, and any
     rim the triangulation cannot close, get fans), so closing every hole always gives a closed surface.
     """
     rim = boundary_edges(faces)
     if len(rim) == 0:
         return Holes.empty()
-    loop, successor = _loops(rim)
+    added = None
+    if added_from is not None and added_from < len(faces):
+        n = int(faces.max()) + 1
+        mine = _edge_keys(faces[added_from:], n, directed=True)
+        added = _contains(mine, rim[:, 0] * n + rim[:, 1])
+    loop, successor = _loops(rim, added)
     order = _rim_order(loop, successor)
     rim, loop = rim[order], loop[order]
     count = int(loop.max()) + 1
@@ -316,9 +325,11 @@ def cap_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0) -> tu
     return out_vertices, out_faces, len(holes)
 
 
-def _edge_keys(faces: np.ndarray, n: int) -> np.ndarray:
-    """Sorted undirected edge keys of ``faces``."""
+def _edge_keys(faces: np.ndarray, n: int, directed: bool = False) -> np.ndarray:
+    """Sorted edge keys of ``faces``: undirected, or with ``directed`` a * n + b for each edge (a, b)."""
     half = edges(faces)
+    if directed:
+        return np.unique(half[:, 0] * n + half[:, 1])
     return np.unique(np.minimum(half[:, 0], half[:, 1]) * n + np.maximum(half[:, 0], half[:, 1]))
 
 

@@ -1,4 +1,6 @@
-"""Complete a patch that lies on its own convex hull (an axle, a wheel, a knob) to that hull.
+"""Close a patch along its convex hull where the part is hidden: a whole convex part (an axle, a wheel, a
+knob) to that hull, any other part where the object is solid behind the hull (a plank's underside where a
+wheel runs into it).
 
 A least-area cap spans each hole by itself: an axle seen at both ends of its wheel comes back as two stubs,
 a wheel seen on both faces but not on its tread as two discs. When every visible vertex lies on (or within
@@ -12,6 +14,11 @@ hull that lies on the patch's hull (the rest of the rims' hull, a lid across eac
 Those facets are added, unless they lie over the patch itself, and whatever is left open between them and
 the rims gets least-area caps (``capping``), so the result is closed like any capped patch. When all the
 rims lie in one plane (a ball half sunk in a socket), their hull is flat and the flat caps are the hull.
+
+A part that is not convex gets the same facets piece by piece (each connected piece of its patch against
+its own hull), but only where the hull closes over hidden space rather than empty space: rays into the
+hull from the facet must meet the object's visible surface from behind (``inside``), so the open gap
+between a fork's prongs, which rays cross to the other side, is never closed over.
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from .capping import Holes, close_holes, find_holes
-from .patches import split_manifold
+from .inside import SurfaceGrid
+from .occupancy import face_samples
+from .topology import edges, face_components
 
 _WORK = 50_000_000  # point-plane tests allowed per check (a check that would need more is sampled or skipped)
+_RAYS = 20_000  # about this many rays test the facets of one part, at most one every two voxels
+SOLID_SHARE = 0.9  # the share of a facet's rays that must find the object solid behind it (the grid is coarse)
 
 
 class _Hull:
@@ -77,51 +88,125 @@ def convex_hull_of(vertices: np.ndarray, faces: np.ndarray, tolerance: float) ->
     return hull, used
 
 
-def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
-                      tolerance: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """The patch closed along its convex hull, or None when it is not convex within ``tolerance`` (or has
-    no hole, or its hull adds nothing).
+def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes, tolerance: float,
+                      solid: SurfaceGrid | None = None) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """The patch closed along its convex hull: ``(vertices, faces, whole)``, or None when the hull adds
+    nothing (no hole, ``tolerance`` 0, rims that lie on no hull, or no ``solid`` for a part that is not
+    convex).
+
+    ``whole`` is True when the patch is convex within ``tolerance`` and completed to its hull (module
+    docstring). Otherwise, given the object's surface (``solid``), each piece of the patch (a connected
+    part of it) gets the facets of its rims' hull that lie on its own hull and where the object is solid
+    behind them (``hidden_facets``): the flat underside and sides of a plank hidden where a wheel runs
+    into it, rather than a cap that follows the wheel's curve. The rest is capped as usual.
 
     ``faces`` is a consistently oriented manifold patch (``patches.split_manifold``) and ``holes`` its holes
-    (``capping.find_holes``). Returns ``(vertices,
-    faces)``: the patch's faces first, unchanged and in order, on copies of its vertices (corner positions
-    are kept exactly); the hull facets and the caps come after them.
+    (``capping.find_holes``). The patch's faces come first, unchanged and in order, on copies of its
+    vertices (corner positions are kept exactly); the hull facets and the caps come after them.
     """
     if len(holes) == 0 or tolerance <= 0:
         return None
-    found = convex_hull_of(vertices, faces, tolerance)
-    if found is None:
-        return None
-    hull, used = found
-    # The hidden side of the hull: the facets of the rims' own hull that lie on the patch's hull.
     ring = np.unique(holes.rim)
+    found = convex_hull_of(vertices, faces, tolerance)
+    if found is not None:
+        # Every hull vertex is seen: the hidden side is spanned by all the rims together.
+        added = [hidden_facets(vertices, faces, ring, found[0], tolerance)]
+    elif solid is not None:
+        _, position = np.unique(vertices, axis=0, return_inverse=True)  # copies made by split_manifold join
+        piece = face_components(position.reshape(-1)[faces], len(vertices))
+        added = []
+        for k in np.unique(piece):
+            mine = faces[piece == k]
+            try:
+                hull = _Hull(vertices[np.unique(mine)])
+            except (QhullError, ValueError):
+                continue  # a piece of under four points, or flat: its caps are its hull
+            added.append(hidden_facets(vertices, mine, np.intersect1d(ring, mine), hull, tolerance, solid))
+    else:
+        return None
+    added = _fitting(faces, np.concatenate(added)) if any(len(a) for a in added) else []
+    if len(added) == 0:
+        return None
+    # The facets meet the rims at vertices, not always along edges (rim vertices that lie inside a hull
+    # facet are no hull vertices): the gaps between them become holes of their own and get flat caps.
+    combined = np.concatenate([faces, added])
+    closed_vertices, closed_faces = close_holes(vertices, combined, find_holes(vertices, combined,
+                                                                                added_from=len(faces)))
+    return closed_vertices.copy(), closed_faces, found is not None
+
+
+def _fitting(faces: np.ndarray, added: np.ndarray) -> np.ndarray:
+    """The facets of ``added`` that keep the patch an oriented manifold: none runs along one of its edges in
+    the same direction, or along an edge two of its faces already share."""
+    n = int(max(faces.max(), added.max())) + 1
+    half = edges(faces)
+    directed = np.unique(half[:, 0] * n + half[:, 1])
+    undirected, count = np.unique(np.minimum(half[:, 0], half[:, 1]) * n + np.maximum(half[:, 0], half[:, 1]),
+                                  return_counts=True)
+    full = undirected[count > 1]
+    mine = edges(added).reshape(len(added), 3, 2)
+    a, b = mine[..., 0], mine[..., 1]
+    same = np.isin(a * n + b, directed)
+    shared = np.isin(np.minimum(a, b) * n + np.maximum(a, b), full)
+    return added[~(same | shared).any(axis=1)]
+
+
+def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hull: _Hull, tolerance: float,
+                  solid: SurfaceGrid | None = None) -> np.ndarray:
+    """Facets (wound like the patch) of the hull of the rim vertices ``ring`` that lie on ``hull``, the
+    hull of the patch ``faces``, and not over the patch itself; with ``solid``, only those behind which the
+    object is solid: of the rays into the hull from a lattice on the facet (two voxels apart, or wider
+    when the facets would need more than ``_RAYS``), at least ``SOLID_SHARE`` meet the object's surface
+    from behind (``inside.SurfaceGrid``).
+
+    Rim vertices deeper than ``tolerance`` x the hull's width below it do not count (a piece's hull need
+    not pass through its rims).
+    """
+    none = np.zeros((0, 3), np.int64)
+    limit = tolerance * hull.width
+    if not hull.affordable(len(ring)):
+        return none
+    ring = ring[hull.depth(vertices[ring]) <= limit]
     try:
         inner = ConvexHull(vertices[ring])
     except (QhullError, ValueError):
-        return None  # every rim in one plane: the flat caps already are the hull there
+        return none  # under four rim vertices, or all in one plane: the flat caps already are the hull there
     facets = ring[inner.simplices]
     if not hull.affordable(len(facets)):
-        return None
+        return none
     centres = vertices[facets].mean(axis=1)
-    keep = hull.depth(centres) <= tolerance * hull.width
+    keep = hull.depth(centres) <= limit
     # Facets lying on the patch itself (a lid over a seen face, rims facing each other across one) are left out.
     corners = vertices[faces]
-    keep &= ~_on_patch(centres, corners, tolerance * hull.width)
+    keep[keep] = ~_on_patch(centres[keep], corners, limit)
+    if solid is not None and keep.any():
+        chosen = np.flatnonzero(keep)
+        triangles = vertices[facets[chosen]]
+        area = 0.5 * np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]),
+                                    axis=1).sum()
+        points, facet = _lattice(triangles, max(2.0 * solid.size, np.sqrt(area / _RAYS)))
+        inward = -inner.equations[chosen[facet], :3]
+        backed = solid.inside(points, inward)
+        share = np.bincount(facet, backed, len(chosen)) / np.bincount(facet, minlength=len(chosen))
+        keep[chosen] = share >= SOLID_SHARE
     added = facets[keep]
-    if len(added) == 0:
-        return None
     # Wind the facets like the patch: outwards when the patch faces out of its hull, else inwards.
     a, b, c = (vertices[added[:, k]] for k in range(3))
     flip = np.einsum("ij,ij->i", np.cross(b - a, c - a), inner.equations[keep, :3]) < 0
-    centre = vertices[used].mean(axis=0)
+    centre = vertices[np.unique(faces)].mean(axis=0)
     area = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     if np.einsum("ij,ij->", area, corners.mean(axis=1) - centre) < 0:
         flip = ~flip
     added[flip] = added[flip][:, [0, 2, 1]]
-    combined, vertex_of = split_manifold(np.concatenate([faces, added]))
-    merged = vertices[vertex_of]
-    closed_vertices, closed_faces = close_holes(merged, combined, find_holes(merged, combined))
-    return closed_vertices, closed_faces
+    return added
+
+
+def _lattice(triangles: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(points, triangle)``: a barycentric lattice about ``spacing`` apart on each triangle, pulled a
+    tenth of the way to its centre (off the edges, which other facets and the rims share)."""
+    points, owner = face_samples(triangles.reshape(-1, 3), np.arange(3 * len(triangles)).reshape(-1, 3), spacing)
+    centres = triangles.mean(axis=1)
+    return 0.9 * points + 0.1 * centres[owner], owner
 
 
 def _on_patch(points: np.ndarray, corners: np.ndarray, distance: float) -> np.ndarray:

@@ -14,19 +14,27 @@ from skimage import measure
 
 
 
-def surface_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> np.ndarray:
-    """Points on the triangles no farther apart than about ``spacing``: corners, centres and a regular
-    barycentric lattice on every face larger than the spacing (deterministic, no random sampling)."""
+def face_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(points, face)``: points on the triangles no farther apart than about ``spacing``, each with the
+    index of its triangle: every centre, and a regular barycentric lattice (corners included) on every face
+    larger than the spacing (deterministic, no random sampling)."""
     tri = vertices[faces]
-    points = [vertices[np.unique(faces)], tri.mean(1)]
+    points, owner = [tri.mean(1)], [np.arange(len(faces))]
     longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
     steps = np.ceil(longest / spacing).astype(np.int64)
     for n in np.unique(steps[steps > 1]):
         i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
         keep = i + j <= n
         bary = np.stack([i[keep], j[keep], n - i[keep] - j[keep]], 1) / n  # (L, 3)
-        points.append(np.einsum("lk,fkd->fld", bary, tri[steps == n]).reshape(-1, 3))
-    return np.concatenate(points)
+        chosen = np.flatnonzero(steps == n)
+        points.append(np.einsum("lk,fkd->fld", bary, tri[chosen]).reshape(-1, 3))
+        owner.append(np.repeat(chosen, len(bary)))
+    return np.concatenate(points), np.concatenate(owner)
+
+
+def surface_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> np.ndarray:
+    """Points on the triangles no farther apart than about ``spacing``: their corners and ``face_samples``."""
+    return np.concatenate([vertices[np.unique(faces)], face_samples(vertices, faces, spacing)[0]])
 
 
 def voxel_solid(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,82 @@
+"""Whether a point lies inside the whole object, looking along a ray: the first visible surface the ray
+meets is met from behind.
+
+The input of a completion is what can be seen of the object: its outer surface, each face wound to face
+out. From a point inside the object, every ray leaves through that surface, so the first face it meets
+faces away from the ray; from a point outside, the first face met faces the ray (or none is met at all).
+That is what tells a hidden region (inside the object, behind what is seen) from empty space that merely
+lies in a concavity of one part.
+
+``SurfaceGrid`` keeps the surface as a sparse voxel grid of summed face normals and marches rays through it
+half a voxel at a time. A voxel whose normals say nothing about the side (they cancel out, as in a sheet
+thinner than a voxel, or lie across the ray, as where it grazes a wall) is passed through: the next one
+decides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .occupancy import face_samples
+
+RESOLUTION = 128  # voxels along the object's longest side
+_RAYS = 400_000  # rays marched together at most (more are done in batches)
+
+
+class SurfaceGrid:
+    """The object's visible surface (``faces``, every labelled group of them turned to face away from its
+    own centre, so an inside-out part counts like any other) on a sparse voxel grid."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray, resolution: int = RESOLUTION):
+        vertices = np.asarray(vertices, np.float64)
+        used = vertices[np.unique(faces)]
+        self.low = used.min(0)
+        self.size = max(float(np.ptp(used, axis=0).max()), 1e-12) / resolution
+        self.cells = np.maximum(np.ceil(np.ptp(used, axis=0) / self.size - 1e-9).astype(np.int64), 1) + 2
+        tri = vertices[faces]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        length = np.linalg.norm(normal, axis=1, keepdims=True)
+        normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
+        for group in np.unique(groups):
+            mine = groups == group
+            centre = vertices[np.unique(faces[mine])].mean(0)
+            if np.einsum("ij,ij->", normal[mine] * length[mine], tri[mine].mean(1) - centre) < 0:
+                normal[mine] *= -1
+        points, face = face_samples(vertices, faces, self.size)
+        keys, inverse = np.unique(self._keys(points), return_inverse=True)
+        self.keys = keys
+        self.normals = np.stack([np.bincount(inverse, normal[face, k], len(keys)) for k in range(3)], 1)
+        self.counts = np.bincount(inverse, minlength=len(keys))
+
+    def _cells(self, points: np.ndarray) -> np.ndarray:
+        return np.floor((points - self.low) / self.size).astype(np.int64) + 1  # one empty voxel of padding
+
+    def _keys(self, points: np.ndarray) -> np.ndarray:
+        cells = np.clip(self._cells(points), 0, self.cells - 1)
+        return np.ravel_multi_index(cells.T, self.cells)
+
+    def inside(self, points: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """Per ray (``points`` + t x unit ``directions``, from 1.5 voxels out): whether the first surface
+        it meets faces away from it. A ray that meets nothing before it leaves the grid is outside."""
+        points, directions = np.asarray(points, np.float64), np.asarray(directions, np.float64)
+        return np.concatenate([self._march(points[i:i + _RAYS], directions[i:i + _RAYS])
+                               for i in range(0, len(points), _RAYS)] or [np.zeros(0, bool)])
+
+    def _march(self, points: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        answer = np.zeros(len(points), bool)
+        live = np.arange(len(points))
+        t, reach = 1.5 * self.size, self.size * float(np.linalg.norm(self.cells))
+        while len(live) and t < reach:
+            cells = self._cells(points[live] + t * directions[live])
+            within = np.all((cells >= 0) & (cells < self.cells), axis=1)
+            live, cells = live[within], cells[within]
+            key = np.ravel_multi_index(cells.T, self.cells)
+            at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+            met = np.flatnonzero(self.keys[at] == key)
+            # The voxel's normals, summed, point clearly along the ray (met from behind) or against it.
+            along = np.einsum("ij,ij->i", self.normals[at[met]], directions[live[met]])
+            clear = np.abs(along) > 0.3 * self.counts[at[met]]
+            answer[live[met[clear]]] = along[clear] > 0
+            live = np.delete(live, met[clear])
+            t += 0.5 * self.size
+        return answer
