@@ -351,6 +351,19 @@ def test_the_open_gap_of_a_fork_is_not_closed_over():
     assert in_gap[0] > 0 and in_gap[1] == 0, in_gap
 
 
+def test_a_hull_that_would_fill_a_neighbour_is_not_used(benchmark_dir, tmp_path):
+    # The drawer's upper tray is seen as its front and one large triangle of its floor: its hull is a wedge,
+    # and the space behind it is solid only because the carcass around it is. The wedge would put far more
+    # of the tray inside the carcass than its caps do, so the tray keeps its caps.
+    task = build_task(benchmark_dir / "drawer.glb", tmp_path)
+    result = {p.name: p for p in complete(task.job).parts}
+    tray = result["drawer_container_top"]
+    assert any("not closed along its convex hull" in note for note in tray.notes), tray.notes
+    label = task.part_names.index("drawer_container_top")
+    faces, vertex_of = split_manifold(task.job.mesh.faces[task.job.face_labels == label])
+    np.testing.assert_array_equal(tray.faces, cap_holes(task.job.mesh.vertices[vertex_of], faces)[1])
+
+
 def test_rays_tell_inside_from_outside():
     box = fine(trimesh.creation.box((1.0, 1.0, 1.0)))
     flipped = box.faces[:, ::-1]  # an inside-out copy beside it counts the same

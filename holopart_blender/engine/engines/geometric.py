@@ -20,7 +20,9 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
    nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the
    whole object is solid behind the hull (rays into it meet the visible surface from behind,
    ``geometry.inside``): a plank's flat underside where a wheel runs into it, not a cap following the
-   wheel's curve; an open gap between two prongs stays open.
+   wheel's curve; an open gap between two prongs stays open. Such a part keeps its caps instead when its
+   hull would put over ``OVERLAP`` (5%) more of its inside into the other parts than the caps do (checked
+   on a coarse grid): the space behind it belongs to a neighbour, as a drawer's tray's does to its carcass.
 4. Optionally (``insertion`` > 0), where a part plugs into another (``geometry.contacts``: the plug's
    faces run into the contact as side walls, the receiver's lie flat around it), the plug continues
    straight on inside as a prism of its own cross-section, ``insertion`` x the contact's radius deep (never
@@ -48,12 +50,25 @@ from ..geometry.capping import close_holes, find_holes
 from ..geometry.contacts import Patch, plan_insertions
 from ..geometry.convex import convex_completion
 from ..geometry.inside import SurfaceGrid
-from ..geometry.occupancy import voxel_solid
+from ..geometry.occupancy import CellGrid, voxel_solid
 from ..geometry.patches import split_manifold
 from ..geometry.topology import is_closed, weld
 from ..partjob import CompletedPart, PartJob, majority_material
 from ..progress import Progress
 from .base import CompletionEngine, Setting
+
+
+OVERLAP = 0.05  # a hull completion may put at most this share more of a part inside its neighbours than caps
+OVERLAP_RESOLUTION = 64  # cells along the object's longest side for that check
+
+
+def _capped_note(patch: Patch) -> str:
+    return f"kept {len(patch.faces)} visible faces, closed {len(patch.holes)} hidden hole(s)"
+
+
+def _share(coverage: np.ndarray) -> float:
+    """The share of a part's inside cells (their coverage by the other parts) that other parts cover."""
+    return float((coverage > 0).mean()) if len(coverage) else 0.0
 
 
 class GeometricCompletion(CompletionEngine):
@@ -119,11 +134,11 @@ class GeometricCompletion(CompletionEngine):
             offsets[item.host][item.host_hole] = item.offset
             plugs[item.label].append(item)
             pockets[item.host].append(item)
-        out = []
         solid = None  # the whole object's surface, for telling hidden space from empty space (made once)
+        closed = {}  # label: (vertices, faces, notes, closed along its hull where the object is solid)
         for label in labels:
             t0 = time.perf_counter()
-            patch, face_index = patches[label], indices[label]
+            patch = patches[label]
             hull = None
             if not plugs[label] and not pockets[label] and len(patch.holes) and self.settings["convex"] > 0:
                 if solid is None:
@@ -131,16 +146,23 @@ class GeometricCompletion(CompletionEngine):
                     solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
                 hull = convex_completion(patch.vertices, patch.faces, patch.holes, self.settings["convex"], solid)
             if hull is None:
-                vertices, faces = close_holes(patch.vertices, patch.faces, patch.holes, offsets[label])
-                notes = [f"kept {len(face_index)} visible faces, closed {len(patch.holes)} hidden hole(s)"]
+                closed[label] = (*self._capped(patch, offsets[label]), [_capped_note(patch)], False)
             elif hull[2]:
-                vertices, faces = hull[:2]
-                notes = [f"kept {len(face_index)} visible faces; convex as far as it is seen, completed to "
-                         "its convex hull"]
+                closed[label] = (*hull[:2], [f"kept {len(patch.faces)} visible faces; convex as far as it is seen, "
+                                             "completed to its convex hull"], False)
             else:
-                vertices, faces = hull[:2]
-                notes = [f"kept {len(face_index)} visible faces, closed {len(patch.holes)} hidden hole(s), "
-                         "along its convex hull where the object is solid behind it"]
+                closed[label] = (*hull[:2], [f"{_capped_note(patch)}, along its convex hull where the object is "
+                                             "solid behind it"], True)
+            seconds[label] += time.perf_counter() - t0
+        if any(item[3] for item in closed.values()):
+            progress(0.9, "checking overlaps")
+            t0 = time.perf_counter()
+            self._keep_apart(closed, patches, offsets, mesh.vertices[np.unique(mesh.faces[usable])])
+            contact_seconds += time.perf_counter() - t0
+        out = []
+        for label in labels:
+            vertices, faces, notes, _ = closed[label]
+            face_index, patch = indices[label], patches[label]
             source = np.concatenate([face_index, np.full(len(faces) - len(face_index), -1)]).astype(np.int64)
             split = len(patch.vertices) - len(np.unique(welded[face_index]))
             if split:
@@ -153,11 +175,37 @@ class GeometricCompletion(CompletionEngine):
             part = self._part(vertices, faces, source, len(face_index), notes)
             part.label, part.name = label, job.part_name(label)
             part.material_index = majority_material(mesh, face_index)
-            part.timings = {"complete": seconds[label] + time.perf_counter() - t0,
-                            "contacts": contact_seconds}
+            part.timings = {"complete": seconds[label], "contacts": contact_seconds}
             out.append(part)
         progress(1.0, "done")
         return out
+
+    @staticmethod
+    def _capped(patch: Patch, offsets: dict) -> tuple[np.ndarray, np.ndarray]:
+        return close_holes(patch.vertices, patch.faces, patch.holes, offsets)
+
+    def _keep_apart(self, closed: dict, patches: dict, offsets: dict, points: np.ndarray) -> None:
+        """Cap instead each part closed along its hull (``closed[label][3]``, in label order) whose hull puts
+        more than ``OVERLAP`` more of its inside into the other parts, as they stand, than its caps would:
+        the hidden space behind it belongs to a neighbour (a drawer's tray inside its carcass)."""
+        grid = CellGrid(points.min(0), points.max(0), OVERLAP_RESOLUTION)
+        insides = {label: grid.inside(*(closed[label][:2] if label in closed else self._capped(patch, offsets[label])))
+                   for label, patch in patches.items()}  # parts not asked for count as capped
+        coverage = np.bincount(np.concatenate(list(insides.values())), minlength=int(np.prod(grid.shape)))
+        for label in sorted(closed):
+            if not closed[label][3]:
+                continue
+            mine = insides[label]
+            coverage[mine] -= 1  # the other parts' coverage alone
+            capped = self._capped(patches[label], offsets[label])
+            capped_inside = grid.inside(*capped)
+            share = _share(coverage[mine]) - _share(coverage[capped_inside])
+            if share > OVERLAP:
+                closed[label] = (*capped, [_capped_note(patches[label]),
+                                           f"not closed along its convex hull: that would put {share:.0%} more "
+                                           "of it inside other parts"], False)
+                mine = insides[label] = capped_inside
+            coverage[mine] += 1
 
     def _rebuilt(self, job, label, usable, i, count, progress) -> CompletedPart:
         progress(i / max(count, 1), f"{job.part_name(label)} ({i + 1}/{count})")

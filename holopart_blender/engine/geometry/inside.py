@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .occupancy import face_samples
+from .occupancy import CellGrid, face_samples
 
 RESOLUTION = 128  # voxels along the object's longest side
 _RAYS = 400_000  # rays marched together at most (more are done in batches)
@@ -30,9 +30,8 @@ class SurfaceGrid:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray, resolution: int = RESOLUTION):
         vertices = np.asarray(vertices, np.float64)
         used = vertices[np.unique(faces)]
-        self.low = used.min(0)
-        self.size = max(float(np.ptp(used, axis=0).max()), 1e-12) / resolution
-        self.cells = np.maximum(np.ceil(np.ptp(used, axis=0) / self.size - 1e-9).astype(np.int64), 1) + 2
+        self.grid = CellGrid(used.min(0), used.max(0), resolution)
+        self.size, self.cells = self.grid.size, self.grid.shape
         tri = vertices[faces]
         normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         length = np.linalg.norm(normal, axis=1, keepdims=True)
@@ -43,17 +42,10 @@ class SurfaceGrid:
             if np.einsum("ij,ij->", normal[mine] * length[mine], tri[mine].mean(1) - centre) < 0:
                 normal[mine] *= -1
         points, face = face_samples(vertices, faces, self.size)
-        keys, inverse = np.unique(self._keys(points), return_inverse=True)
+        keys, inverse = np.unique(np.ravel_multi_index(self.grid.index(points).T, self.cells), return_inverse=True)
         self.keys = keys
         self.normals = np.stack([np.bincount(inverse, normal[face, k], len(keys)) for k in range(3)], 1)
         self.counts = np.bincount(inverse, minlength=len(keys))
-
-    def _cells(self, points: np.ndarray) -> np.ndarray:
-        return np.floor((points - self.low) / self.size).astype(np.int64) + 1  # one empty voxel of padding
-
-    def _keys(self, points: np.ndarray) -> np.ndarray:
-        cells = np.clip(self._cells(points), 0, self.cells - 1)
-        return np.ravel_multi_index(cells.T, self.cells)
 
     def inside(self, points: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Per ray (``points`` + t x unit ``directions``, from 1.5 voxels out): whether the first surface
@@ -67,7 +59,7 @@ class SurfaceGrid:
         live = np.arange(len(points))
         t, reach = 1.5 * self.size, self.size * float(np.linalg.norm(self.cells))
         while len(live) and t < reach:
-            cells = self._cells(points[live] + t * directions[live])
+            cells = self.grid.index(points[live] + t * directions[live], clip=False)
             within = np.all((cells >= 0) & (cells < self.cells), axis=1)
             live, cells = live[within], cells[within]
             key = np.ravel_multi_index(cells.T, self.cells)

@@ -37,21 +37,48 @@ def surface_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> 
     return np.concatenate([vertices[np.unique(faces)], face_samples(vertices, faces, spacing)[0]])
 
 
+class CellGrid:
+    """A regular grid of cubic cells over a box, ``resolution`` along its longest side, with one empty cell of
+    padding all round (so a fill from outside reaches every side)."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, resolution: int):
+        self.low = np.asarray(low, np.float64)
+        extent = np.asarray(high, np.float64) - self.low
+        self.size = max(float(extent.max()), 1e-12) / resolution
+        self.shape = np.maximum(np.ceil(extent / self.size - 1e-9).astype(np.int64), 1) + 2
+
+    def index(self, points: np.ndarray, clip: bool = True) -> np.ndarray:
+        """(N, 3) cell of each point: cell k covers [low + (k-1)·size, low + k·size); with ``clip``, points
+        outside the box go to the nearest cell inside it."""
+        index = np.floor((points - self.low) / self.size).astype(np.int64) + 1
+        return np.clip(index, 1, self.shape - 2) if clip else index
+
+    def touched(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """The cells the triangles pass through (sampled half a cell apart)."""
+        grid = np.zeros(self.shape, bool)
+        grid[tuple(self.index(surface_samples(vertices, faces, self.size / 2)).T)] = True
+        return grid
+
+    def inside(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """The cells strictly inside a closed surface (enclosed by the cells it passes through), as sorted
+        flat cell numbers (filled over the surface's own bounding box of cells only)."""
+        index = self.index(surface_samples(vertices, faces, self.size / 2))
+        low = index.min(0) - 1
+        local = index - low
+        touched = np.zeros(local.max(0) + 2, bool)
+        touched[tuple(local.T)] = True
+        inside = np.argwhere(ndimage.binary_fill_holes(touched) & ~touched) + low
+        return np.ravel_multi_index(inside.T, self.shape)
+
+
 def voxel_solid(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """The closed boundary of the voxels the triangles touch and the space they enclose.
 
     ``resolution`` is the number of voxels along the longest side of the triangles' bounding box.
     """
     used = vertices[np.unique(faces)]
-    low, high = used.min(0), used.max(0)
-    size = max(float((high - low).max()), 1e-12) / resolution
-    points = surface_samples(vertices, faces, size / 2)
-    cells = np.maximum(np.ceil((high - low) / size - 1e-9).astype(np.int64), 1)
-    index = np.clip(np.floor((points - low) / size).astype(np.int64), 0, cells - 1) + 1  # one voxel of padding
-    shape = cells + 2
-    occupied = np.zeros(shape, bool)
-    occupied[tuple(index.T)] = True
-    solid = ndimage.binary_fill_holes(occupied)
+    grid = CellGrid(used.min(0), used.max(0), resolution)
+    solid = ndimage.binary_fill_holes(grid.touched(vertices, faces))
     verts, tris, _, _ = measure.marching_cubes(np.pad(solid, 1).astype(np.float32), 0.5, allow_degenerate=False)
-    verts = (verts - 1.5) * size + low  # voxel k covers [low + (k-1)·size, low + k·size): centre at k - 0.5
+    verts = (verts - 1.5) * grid.size + grid.low  # cell k covers [low + (k-1)·size, low + k·size): centre k - 0.5
     return verts, tris[:, ::-1].astype(np.int64)  # outward normals
