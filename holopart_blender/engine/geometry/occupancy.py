@@ -1,9 +1,10 @@
-"""A closed surface around any set of triangles, through a voxel grid.
+"""Triangles on a grid of cells: the cells they cross and enclose (``CellGrid``), and a closed surface
+around any set of them (``voxel_solid``).
 
-Used where a segment cannot keep its own faces and be closed by caps (a non-manifold or inconsistently
-oriented patch), or when the user asks for rebuilt parts: the triangles are sampled densely, the voxels the
-samples fall in are filled where they enclose space, and marching cubes returns the solid's boundary. The
-result is closed whatever the input (a lone triangle or an open sheet becomes a thin slab).
+The solid is for rebuilt parts (the geometric engine with ``keep_visible`` off): the triangles are sampled
+densely, the voxels the samples fall in are filled where they enclose space, and marching cubes returns the
+solid's boundary, closed whatever the input (a lone triangle or an open sheet becomes a thin slab). The grid
+alone serves the engine's overlap check and ``inside.SurfaceGrid``.
 """
 
 from __future__ import annotations
@@ -53,16 +54,20 @@ class CellGrid:
         index = np.floor((points - self.low) / self.size).astype(np.int64) + 1
         return np.clip(index, 1, self.shape - 2) if clip else index
 
+    def _crossed(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """The cell of every sample of the triangles, half a cell apart (so no cell they pass is missed)."""
+        return self.index(surface_samples(vertices, faces, self.size / 2))
+
     def touched(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        """The cells the triangles pass through (sampled half a cell apart)."""
+        """The cells the triangles pass through."""
         grid = np.zeros(self.shape, bool)
-        grid[tuple(self.index(surface_samples(vertices, faces, self.size / 2)).T)] = True
+        grid[tuple(self._crossed(vertices, faces).T)] = True
         return grid
 
     def inside(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """The cells strictly inside a closed surface (enclosed by the cells it passes through), as sorted
         flat cell numbers (filled over the surface's own bounding box of cells only)."""
-        index = self.index(surface_samples(vertices, faces, self.size / 2))
+        index = self._crossed(vertices, faces)
         low = index.min(0) - 1
         local = index - low
         touched = np.zeros(local.max(0) + 2, bool)
