@@ -60,21 +60,23 @@ class _Hull:
         return points * len(self.normals) <= _WORK
 
 
-def convex_hull_of(vertices: np.ndarray, faces: np.ndarray, tolerance: float) -> tuple[_Hull, np.ndarray] | None:
-    """``(hull, used)``: the convex hull of the patch's vertices (``used``; the hull's indices point into it)
-    when the patch dips nowhere below the hull's surface by more than ``tolerance`` x the hull's width (its
-    smallest extent across a facet's normal); None when it does, or when the hull is flat or undefined
-    (under four points, or all in a plane)."""
-    used = np.unique(faces)
-    points = vertices[used]
+def patch_hull(vertices: np.ndarray, faces: np.ndarray) -> _Hull | None:
+    """The convex hull of the patch's vertices, or None when it is flat or undefined (under four points, or
+    all in a plane)."""
+    points = vertices[np.unique(faces)]
     if len(points) < 4:
         return None
     try:
         hull = _Hull(points)
     except (QhullError, ValueError):
         return None
-    if not hull.width > 0:
-        return None
+    return hull if hull.width > 0 else None
+
+
+def lies_on(hull: _Hull, vertices: np.ndarray, faces: np.ndarray, tolerance: float) -> bool:
+    """Whether the patch (whose ``patch_hull`` this is) dips nowhere below the hull's surface by more than
+    ``tolerance`` x the hull's width (its smallest extent across a facet's normal)."""
+    points = vertices[np.unique(faces)]
     # Hull vertices lie on it; the other vertices and the face centres are checked (a sample of them when
     # there are more than the work allows), a spread-out batch at a time so that a dent is found early.
     inside = np.ones(len(points), bool)
@@ -82,10 +84,8 @@ def convex_hull_of(vertices: np.ndarray, faces: np.ndarray, tolerance: float) ->
     probe = np.concatenate([points[inside], vertices[faces].mean(axis=1)])
     probe = probe[:: max(1, -(-len(probe) * len(hull.normals) // _WORK))]
     batches = max(1, len(probe) // 1000)
-    for batch in range(batches):
-        if np.max(hull.depth(probe[batch::batches]), initial=0.0) > tolerance * hull.width:
-            return None
-    return hull, used
+    return all(np.max(hull.depth(probe[batch::batches]), initial=0.0) <= tolerance * hull.width
+               for batch in range(batches))
 
 
 def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes, tolerance: float,
@@ -107,21 +107,19 @@ def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes, tol
     if len(holes) == 0 or tolerance <= 0:
         return None
     ring = np.unique(holes.rim)
-    found = convex_hull_of(vertices, faces, tolerance)
-    if found is not None:
+    hull = patch_hull(vertices, faces)
+    if hull is None:
+        return None  # flat or under four points: the flat caps are its hull
+    whole = lies_on(hull, vertices, faces, tolerance)
+    if whole:
         # Every hull vertex is seen: the hidden side is spanned by all the rims together.
-        added = [hidden_facets(vertices, faces, ring, found[0], tolerance)]
+        added = [hidden_facets(vertices, faces, ring, hull, tolerance)]
     elif solid is not None:
-        _, position = np.unique(vertices, axis=0, return_inverse=True)  # copies made by split_manifold join
-        piece = face_components(position.reshape(-1)[faces], len(vertices))
         added = []
-        for k in np.unique(piece):
-            mine = faces[piece == k]
-            try:
-                hull = _Hull(vertices[np.unique(mine)])
-            except (QhullError, ValueError):
-                continue  # a piece of under four points, or flat: its caps are its hull
-            added.append(hidden_facets(vertices, mine, np.intersect1d(ring, mine), hull, tolerance, solid))
+        for mine in _pieces(vertices, faces):
+            own = hull if len(mine) == len(faces) else patch_hull(vertices, mine)
+            if own is not None:  # a flat piece's caps are its hull
+                added.append(hidden_facets(vertices, mine, np.intersect1d(ring, mine), own, tolerance, solid))
     else:
         return None
     added = _fitting(faces, np.concatenate(added)) if any(len(a) for a in added) else []
@@ -132,7 +130,17 @@ def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes, tol
     combined = np.concatenate([faces, added])
     closed_vertices, closed_faces = close_holes(vertices, combined, find_holes(vertices, combined,
                                                                                 added_from=len(faces)))
-    return closed_vertices.copy(), closed_faces, found is not None
+    return closed_vertices.copy(), closed_faces, whole
+
+
+def _pieces(vertices: np.ndarray, faces: np.ndarray) -> list[np.ndarray]:
+    """The faces of each connected piece of the patch, vertices at one position counting as one (the copies
+    ``split_manifold`` made)."""
+    piece = face_components(faces, len(vertices))
+    if piece.max() > 0:
+        _, position = np.unique(vertices, axis=0, return_inverse=True)
+        piece = face_components(position.reshape(-1)[faces], len(vertices))
+    return [faces[piece == k] for k in range(int(piece.max()) + 1)]
 
 
 def _fitting(faces: np.ndarray, added: np.ndarray) -> np.ndarray:

@@ -25,13 +25,19 @@ _RAYS = 400_000  # rays marched together at most (more are done in batches)
 
 class SurfaceGrid:
     """The object's visible surface (``faces``, every labelled group of them turned to face away from its
-    own centre, so an inside-out part counts like any other) on a sparse voxel grid."""
+    own centre, so an inside-out part counts like any other) on a sparse voxel grid, made when it is first
+    asked (a job whose parts never need it does not pay for it)."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, groups: np.ndarray, resolution: int = RESOLUTION):
         vertices = np.asarray(vertices, np.float64)
         used = vertices[np.unique(faces)]
         self.grid = CellGrid(used.min(0), used.max(0), resolution)
         self.size, self.cells = self.grid.size, self.grid.shape
+        self._surface = (vertices, faces, groups)
+        self.keys = None
+
+    def _build(self) -> None:
+        vertices, faces, groups = self._surface
         tri = vertices[faces]
         normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         length = np.linalg.norm(normal, axis=1, keepdims=True)
@@ -46,10 +52,13 @@ class SurfaceGrid:
         self.keys = keys
         self.normals = np.stack([np.bincount(inverse, normal[face, k], len(keys)) for k in range(3)], 1)
         self.counts = np.bincount(inverse, minlength=len(keys))
+        self._surface = None
 
     def inside(self, points: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Per ray (``points`` + t x unit ``directions``, from 1.5 voxels out): whether the first surface
         it meets faces away from it. A ray that meets nothing before it leaves the grid is outside."""
+        if self.keys is None:
+            self._build()
         points, directions = np.asarray(points, np.float64), np.asarray(directions, np.float64)
         return np.concatenate([self._march(points[i:i + _RAYS], directions[i:i + _RAYS])
                                for i in range(0, len(points), _RAYS)] or [np.zeros(0, bool)])
