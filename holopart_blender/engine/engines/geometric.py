@@ -134,7 +134,7 @@ class GeometricCompletion(CompletionEngine):
             offsets[item.host][item.host_hole] = item.offset
             plugs[item.label].append(item)
             pockets[item.host].append(item)
-        solid = None  # the whole object's surface, for telling hidden space from empty space (made once)
+        solid = None  # the whole object's surface, for telling hidden space from empty space (built on first use)
         closed = {}  # label: (vertices, faces, notes, closed along its hull where the object is solid)
         for label in labels:
             t0 = time.perf_counter()
@@ -142,7 +142,7 @@ class GeometricCompletion(CompletionEngine):
             hull = None
             if not plugs[label] and not pockets[label] and len(patch.holes) and self.settings["convex"] > 0:
                 if solid is None:
-                    progress(0.8, "finding where the object is solid")
+                    progress(0.8, "closing parts along their convex hulls")
                     solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
                 hull = convex_completion(patch.vertices, patch.faces, patch.holes, self.settings["convex"], solid)
             if hull is None:

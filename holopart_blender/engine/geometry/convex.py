@@ -32,7 +32,7 @@ from .occupancy import face_samples
 from .topology import edges, face_components
 
 _WORK = 50_000_000  # point-plane tests allowed per check (a check that would need more is sampled or skipped)
-_RAYS = 20_000  # about this many rays test the facets of one part, at most one every two voxels
+_FACET_RAYS = 20_000  # about this many rays test the facets of one part, at most one every two voxels
 SOLID_SHARE = 0.9  # the share of a facet's rays that must find the object solid behind it (the grid is coarse)
 
 
@@ -144,19 +144,15 @@ def _pieces(vertices: np.ndarray, faces: np.ndarray) -> list[np.ndarray]:
 
 
 def _fitting(faces: np.ndarray, added: np.ndarray) -> np.ndarray:
-    """The facets of ``added`` that keep the patch an oriented manifold: none runs along one of its edges in
-    the same direction, or along an edge two of its faces already share."""
+    """The facets of ``added`` that keep the patch an oriented manifold: none runs along an edge of the
+    patch in the direction one of its faces already does. (In an oriented manifold patch an edge between two
+    faces runs both ways, so that also keeps facets off every inner edge; a rim edge runs one way only, and
+    a facet may close it from the other side.)"""
     n = int(max(faces.max(), added.max())) + 1
     half = edges(faces)
-    directed = np.unique(half[:, 0] * n + half[:, 1])
-    undirected, count = np.unique(np.minimum(half[:, 0], half[:, 1]) * n + np.maximum(half[:, 0], half[:, 1]),
-                                  return_counts=True)
-    full = undirected[count > 1]
-    mine = edges(added).reshape(len(added), 3, 2)
-    a, b = mine[..., 0], mine[..., 1]
-    same = np.isin(a * n + b, directed)
-    shared = np.isin(np.minimum(a, b) * n + np.maximum(a, b), full)
-    return added[~(same | shared).any(axis=1)]
+    mine = edges(added)
+    taken = np.isin(mine[:, 0] * n + mine[:, 1], half[:, 0] * n + half[:, 1])
+    return added[~taken.reshape(len(added), 3).any(axis=1)]
 
 
 def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hull: _Hull, tolerance: float,
@@ -164,7 +160,7 @@ def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hul
     """Facets (wound like the patch) of the hull of the rim vertices ``ring`` that lie on ``hull``, the
     hull of the patch ``faces``, and not over the patch itself; with ``solid``, only those behind which the
     object is solid: of the rays into the hull from a lattice on the facet (two voxels apart, or wider
-    when the facets would need more than ``_RAYS``), at least ``SOLID_SHARE`` meet the object's surface
+    when the facets would need more than ``_FACET_RAYS``), at least ``SOLID_SHARE`` meet the object's surface
     from behind (``inside.SurfaceGrid``).
 
     Rim vertices deeper than ``tolerance`` x the hull's width below it do not count (a piece's hull need
@@ -192,7 +188,7 @@ def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hul
         triangles = vertices[facets[chosen]]
         area = 0.5 * np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]),
                                     axis=1).sum()
-        points, facet = _lattice(triangles, max(2.0 * solid.size, np.sqrt(area / _RAYS)))
+        points, facet = _lattice(triangles, max(2.0 * solid.size, np.sqrt(area / _FACET_RAYS)))
         inward = -inner.equations[chosen[facet], :3]
         backed = solid.inside(points, inward)
         share = np.bincount(facet, backed, len(chosen)) / np.bincount(facet, minlength=len(chosen))
