@@ -19,7 +19,10 @@ def test_build_validate_install_use_and_unregister(tmp_path):
     assert "blender_manifest.toml" in names and "__init__.py" in names and "vendor_requirements.txt" in names
     assert any(n.startswith("wheels/scipy-") and "cp311" in n for n in names)
     assert any(n.startswith("wheels/scipy-") and "cp313" in n for n in names)  # Blender 5.1+
-    assert not any("__pycache__" in n or n.startswith("examples/") for n in names)
+    assert not any("__pycache__" in n for n in names)
+    # The zip is the package as it is: no developer tooling (demo, benchmark, build script) inside.
+    assert {n.split("/")[0] for n in names} == {"__init__.py", "blender", "core", "engine", "wire", "wheels",
+                                                "blender_manifest.toml", "vendor_requirements.txt"}
     out = run_blender(f"""
         import addon_utils
         result = bpy.ops.extensions.package_install_files(filepath={str(zip_path)!r}, repo="user_default",
@@ -40,10 +43,10 @@ def test_build_validate_install_use_and_unregister(tmp_path):
         # Blender's own Python brings numpy; the zip's wheels must bring the rest. Run the worker on a bare
         # interpreter that sees only numpy and the site-packages Blender extracted the wheels into.
         import os
-        from bl_ext.user_default.holopart_blender.engine.api import JobRequest
-        from bl_ext.user_default.holopart_blender.engine.client import WorkerClient
-        from bl_ext.user_default.holopart_blender.engine.jobfolder import read_result, write_job
-        from bl_ext.user_default.holopart_blender.engine.partjob import Mesh, PartJob
+        from bl_ext.user_default.holopart_blender.wire.request import JobRequest
+        from bl_ext.user_default.holopart_blender.wire.client import WorkerClient
+        from bl_ext.user_default.holopart_blender.wire.jobfolder import read_result, write_job
+        from bl_ext.user_default.holopart_blender.core.partjob import Mesh, PartJob
         wheels_site = os.path.join(bpy.utils.user_resource("EXTENSIONS"), ".local", "lib",
                                    f"python{{sys.version_info[0]}}.{{sys.version_info[1]}}", "site-packages")
         assert all(os.path.isdir(os.path.join(wheels_site, m)) for m in ("scipy", "trimesh", "skimage")), wheels_site

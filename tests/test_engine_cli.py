@@ -11,7 +11,7 @@ import numpy as np
 import trimesh
 
 from holopart_blender.engine import meshfiles
-from holopart_blender.engine.client import PACKAGE_PARENT
+from holopart_blender.wire.client import PACKAGE_PARENT
 
 
 def cli(*args, cwd=None):

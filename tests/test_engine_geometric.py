@@ -9,16 +9,16 @@ import pytest
 import trimesh
 
 from holopart_blender.engine import api, meshfiles
-from holopart_blender.engine.api import JobRequest
-from holopart_blender.engine.errors import InputError
+from holopart_blender.wire.request import JobRequest
+from holopart_blender.core.errors import InputError
 from holopart_blender.engine.geometry import convex
 from holopart_blender.engine.geometry.capping import cap_holes, find_holes
 from holopart_blender.engine.geometry.inside import SurfaceGrid
 from holopart_blender.engine.geometry.patches import split_manifold
 from holopart_blender.engine.geometry.topology import is_closed
-from holopart_blender.engine.partjob import Mesh, PartJob
-from holopart_blender.evaluation.metrics import penetration, score_part
-from holopart_blender.evaluation.tasks import build_task
+from holopart_blender.core.partjob import Mesh, PartJob
+from devtools.evaluation.metrics import penetration, score_part
+from devtools.evaluation.tasks import build_task
 from meshgen import L_OUTLINE, L_TRIANGLES, U_OUTLINE, U_TRIANGLES, grid, in_polygon, prism, rod, two_boxes
 
 

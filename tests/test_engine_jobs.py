@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from holopart_blender.engine import api, jobfolder, meshfiles
-from holopart_blender.engine.api import JobRequest
-from holopart_blender.engine.errors import InputError
-from holopart_blender.engine.partjob import Mesh, PartJob
+from holopart_blender.engine import api, meshfiles
+from holopart_blender.wire import jobfolder
+from holopart_blender.wire.request import JobRequest
+from holopart_blender.core.errors import InputError
+from holopart_blender.core.partjob import Mesh, PartJob
 from meshgen import grid, two_boxes
 
 
@@ -139,8 +140,8 @@ def test_two_million_faces_work():
 
 
 def test_out_of_memory_halves_the_batch_then_fails_clearly():
-    from holopart_blender.engine.engines import run_batched
-    from holopart_blender.engine.errors import OutOfMemory
+    from holopart_blender.core.batching import run_batched
+    from holopart_blender.core.errors import OutOfMemory
 
     sizes = []
 

@@ -9,11 +9,11 @@ import pytest
 import trimesh
 
 from holopart_blender.engine import api, meshfiles
-from holopart_blender.engine.errors import InputError
+from holopart_blender.core.errors import InputError
 from holopart_blender.engine.geometry.topology import face_areas
-from holopart_blender.engine.partjob import Mesh
-from holopart_blender.evaluation.metrics import segmentation_miou
-from holopart_blender.evaluation.tasks import build_remesh_task
+from holopart_blender.core.partjob import Mesh
+from devtools.evaluation.metrics import segmentation_miou
+from devtools.evaluation.tasks import build_remesh_task
 from meshgen import grid
 
 REMESH_RESOLUTION = 48  # coarse, so building the tasks takes seconds; the benchmark uses 128

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from holopart_blender.engine import jobfolder, meshfiles, protocol
-from holopart_blender.engine.api import JobRequest
-from holopart_blender.engine.client import PACKAGE_PARENT, WorkerClient
-from holopart_blender.engine.partjob import Mesh, PartJob
+from holopart_blender.engine import meshfiles
+from holopart_blender.wire import jobfolder, protocol
+from holopart_blender.wire.request import JobRequest
+from holopart_blender.wire.client import PACKAGE_PARENT, WorkerClient
+from holopart_blender.core.partjob import Mesh, PartJob
 from meshgen import grid
 
 

@@ -12,9 +12,9 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from holopart_blender.engine import meshfiles
-from holopart_blender.evaluation import metrics, run
-from holopart_blender.evaluation.sampling import sample_surface
-from holopart_blender.evaluation.tasks import _load_object, build_remesh_task, build_task
+from devtools.evaluation import metrics, run
+from devtools.evaluation.sampling import sample_surface
+from devtools.evaluation.tasks import _load_object, build_remesh_task, build_task
 
 
 def _sphere(radius=0.5, centre=(0.0, 0.0, 0.0)):

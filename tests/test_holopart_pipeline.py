@@ -15,11 +15,11 @@ from safetensors.torch import load_file, save_file
 
 from holopart_blender.engine import api, meshfiles
 from holopart_blender.engine.engines import completion_engine
-from holopart_blender.engine.errors import WeightsError
+from holopart_blender.core.errors import WeightsError
 from holopart_blender.engine.holopart.loading import from_pretrained
 from holopart_blender.engine.holopart.pipeline import (BOUND, LOCAL_EXTENT, extract_field, extraction_levels,
                                                        mesh_surface, surface_box)
-from holopart_blender.engine.progress import Progress
+from holopart_blender.core.progress import Progress
 
 from conftest import ROOT
 

@@ -252,7 +252,7 @@ def fixture_model():
 # process that sees the fake hub; prints one JSON line per call: the folder and tensor digest, or the error.
 LOAD_SCRIPT = """
 import hashlib, json, sys
-from holopart_blender.engine.errors import WeightsError
+from holopart_blender.core.errors import WeightsError
 from holopart_blender.engine.holopart.loading import from_pretrained
 for spec, revision, allow in json.loads(sys.argv[2]):
     try:
@@ -308,7 +308,7 @@ def test_download_then_status_then_load_matches_the_fixture(hub, tmp_path, fixtu
 
 # -- (b) no network without --allow-network ------------------------------------------------------------------------
 def test_download_without_allow_network_fetches_nothing(hub, tmp_path):
-    from holopart_blender.engine.errors import WeightsError
+    from holopart_blender.core.errors import WeightsError
     from holopart_blender.engine.holopart.loading import from_pretrained
     dest = tmp_path / "weights"
     rc, ev, _ = weights_cmd(hub, tmp_path, "download", "--repo", REPO, "--dest", str(dest))

@@ -1,5 +1,5 @@
 """The Blender side of HoloPart: operators, panels, preferences, the managed engine environment.
 
 Everything here runs inside Blender and talks to the engine only through the worker protocol
-(``engine.client``, ``engine.jobfolder``); it never imports torch. ``registration`` wires it into Blender.
+(``wire.client``, ``wire.jobfolder``) and the core types (``core``); it never imports torch. ``registration`` wires it into Blender.
 """

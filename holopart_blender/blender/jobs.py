@@ -3,7 +3,7 @@
 One worker process serves every job of the session (so a loaded model stays loaded). It runs on the
 managed engine environment's Python when that is ready, and otherwise on Blender's own Python with the
 extension's bundled wheels on its path, so the CPU engines work right after installing the extension.
-Job data travels through a job folder in the extension's user folder (``engine.jobfolder``).
+Job data travels through a job folder in the extension's user folder (``wire.jobfolder``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..engine.api import JobRequest
-from ..engine.client import WorkerClient
-from ..engine.jobfolder import read_result, write_job
-from ..engine.errors import EngineError
+from ..wire.request import JobRequest
+from ..wire.client import WorkerClient
+from ..wire.jobfolder import read_result, write_job
+from ..core.errors import EngineError
 from .environment import EnvironmentManager
 
 KEEP_JOB_FOLDERS = 5

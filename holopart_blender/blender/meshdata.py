@@ -21,8 +21,8 @@ import numpy as np
 from mathutils import Matrix
 from mathutils.bvhtree import BVHTree
 
-from ..engine.errors import EngineError, InputError
-from ..engine.partjob import UNASSIGNED, JobResult, Mesh, PartJob
+from ..core.errors import EngineError, InputError
+from ..core.partjob import UNASSIGNED, JobResult, Mesh, PartJob
 
 LABEL_ATTRIBUTE = "holopart_part"
 COLOR_ATTRIBUTE = "holopart_part_color"

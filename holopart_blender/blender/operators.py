@@ -14,7 +14,7 @@ import time
 import bpy
 import numpy as np
 
-from ..engine.errors import EngineError, InputError
+from ..core.errors import EngineError, InputError
 from . import jobs, meshdata
 from .addon import preferences
 

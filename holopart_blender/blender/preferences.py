@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bpy
 
-from ..engine.client import PACKAGE_NAME, PACKAGE_PARENT
+from ..wire.client import PACKAGE_NAME, PACKAGE_PARENT
 from . import jobs
 from .addon import PACKAGE, preferences
 from .environment import Task

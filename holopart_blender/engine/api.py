@@ -12,44 +12,13 @@ instances (and so loaded models) alive between jobs.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 
 from .engines import (COMPLETION_ENGINES, completion_engine, resolve_completion_engine, segmentation_engine)
-from .errors import EngineError, InputError
-from .partjob import JobResult, Mesh, PartJob
-from .progress import Progress
-
-OPERATIONS = ("complete", "segment", "amodal")
-
-
-@dataclass
-class JobRequest:
-    """What to do with a job: the operation, the engines and their settings."""
-
-    operation: str = "complete"
-    engine: str = "auto"
-    settings: dict = field(default_factory=dict)
-    segmentation_engine: str = "auto"
-    segmentation_settings: dict = field(default_factory=dict)
-    parts: list[int] | None = None  # labels to complete; None = every label present
-
-    def __post_init__(self):
-        if self.operation not in OPERATIONS:
-            raise InputError(f"unknown operation '{self.operation}'", f"use one of: {', '.join(OPERATIONS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "JobRequest":
-        known = cls.__dataclass_fields__
-        unknown = set(data) - set(known)
-        if unknown:
-            raise InputError(f"unknown request field(s): {', '.join(sorted(unknown))}", "see docs/protocol.md")
-        return cls(**data)
-
+from ..core.errors import EngineError, InputError
+from ..core.partjob import JobResult, Mesh, PartJob
+from ..core.progress import Progress
+from ..wire.request import JobRequest
 
 class EngineSession:
     """Runs jobs, keeping engine instances alive between them (the worker holds one for its lifetime)."""

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import EngineSession, JobRequest
+from ..wire.request import JobRequest
+from .api import EngineSession
 from .engines import COMPLETION_ENGINES, SEGMENTATION_ENGINES, completion_engine, segmentation_engine
-from .errors import EngineError, InputError
+from ..core.errors import EngineError, InputError
 from .meshfiles import MESH_SUFFIXES, load_job, write_parts
-from .partjob import CompletedPart, PartJob
-from .progress import Progress
+from ..core.partjob import CompletedPart, PartJob
+from ..core.progress import Progress
 
 
 class ProgressBar:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from .errors import InputError
-from .partjob import CompletedPart, Mesh, PartJob
+from ..core.errors import InputError
+from ..core.partjob import CompletedPart, Mesh, PartJob
 
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 SEGMENT_SCENE_SUFFIXES = (".glb", ".gltf")

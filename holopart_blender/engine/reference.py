@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import EngineError
+from ..core.errors import EngineError
 from .holopart.loading import HoloPartModel, from_pretrained
 from .holopart.pipeline import local_frame
 from .holopart.scheduler import sample, schedule

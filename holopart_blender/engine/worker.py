@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 
-from . import protocol
+from ..wire import protocol
 
 HEARTBEAT_SECONDS = 0.2
 
@@ -80,9 +80,9 @@ class Worker:
 
     # -- jobs ----------------------------------------------------------------------------------------------
     def run_job(self, message: dict) -> None:
-        from .errors import Cancelled, EngineError, is_out_of_memory
-        from .jobfolder import read_job, write_result
-        from .progress import Progress
+        from ..core.errors import Cancelled, EngineError, is_out_of_memory
+        from ..wire.jobfolder import read_job, write_result
+        from ..core.progress import Progress
 
         job_id, folder = message.get("id"), message.get("folder")
         if not isinstance(job_id, str) or not isinstance(folder, str):
@@ -163,7 +163,7 @@ class Worker:
 
 def _warm_up() -> None:
     """Import what every job needs while the client is still preparing the first one."""
-    from . import jobfolder  # noqa: F401
+    from ..wire import jobfolder  # noqa: F401
     from .engines import baselines  # noqa: F401  (imports trimesh)
 
 

@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
 from holopart_blender.engine.api import EngineSession  # noqa: E402
-from holopart_blender.engine.partjob import Mesh, PartJob  # noqa: E402
-from holopart_blender.engine.progress import Progress  # noqa: E402
-from holopart_blender.evaluation import run  # noqa: E402
-from holopart_blender.evaluation.tasks import build_task  # noqa: E402
+from holopart_blender.core.partjob import Mesh, PartJob  # noqa: E402
+from holopart_blender.core.progress import Progress  # noqa: E402
+from devtools.evaluation import run  # noqa: E402
+from devtools.evaluation.tasks import build_task  # noqa: E402
 
 
 def peak_mib() -> float:

@@ -37,7 +37,7 @@ from holopart_blender.engine.engines.holopart import _pick_device, _pick_dtype  
 from holopart_blender.engine.holopart.config import CONFIG_CLASSES, SchedulerConfig  # noqa: E402
 from holopart_blender.engine.holopart.loading import HoloPartModel, build  # noqa: E402
 from holopart_blender.engine.holopart.pipeline import HoloPartPipeline, SamplingSettings  # noqa: E402
-from holopart_blender.engine.progress import Progress  # noqa: E402
+from holopart_blender.core.progress import Progress  # noqa: E402
 
 SPHERE_RADIUS, SPHERE_SLOPE = 0.6, 0.95 / (2 * 2.1 / 63)
 

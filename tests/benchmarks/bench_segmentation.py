@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
 from holopart_blender.engine.geometry.topology import face_areas, face_normals  # noqa: E402
-from holopart_blender.evaluation.metrics import segmentation_miou  # noqa: E402
-from holopart_blender.evaluation.tasks import build_remesh_task  # noqa: E402
+from devtools.evaluation.metrics import segmentation_miou  # noqa: E402
+from devtools.evaluation.tasks import build_remesh_task  # noqa: E402
 
 
 def kmeans_reference(vertices: np.ndarray, faces: np.ndarray, k: int, seed: int) -> np.ndarray:

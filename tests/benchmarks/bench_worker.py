@@ -20,10 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from holopart_blender.engine import jobfolder  # noqa: E402
+from holopart_blender.wire import jobfolder  # noqa: E402
 from holopart_blender.engine.api import JobRequest  # noqa: E402
-from holopart_blender.engine.client import WorkerClient  # noqa: E402
-from holopart_blender.engine.partjob import Mesh, PartJob  # noqa: E402
+from holopart_blender.wire.client import WorkerClient  # noqa: E402
+from holopart_blender.core.partjob import Mesh, PartJob  # noqa: E402
 from meshgen import grid  # noqa: E402
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import InputError
-from .base import CompletionEngine, Engine, SegmentationEngine, Setting, run_batched
+from ...core.errors import InputError
+from .base import CompletionEngine, Engine, SegmentationEngine, Setting
 
 COMPLETION_ENGINES = {
     "holopart": "holopart:HoloPartCompletion",
@@ -27,7 +27,7 @@ SEGMENTATION_ENGINES = {
 AUTO_COMPLETION_ORDER = ("holopart", "geometric")
 
 __all__ = [
-    "CompletionEngine", "SegmentationEngine", "Engine", "Setting", "run_batched",
+    "CompletionEngine", "SegmentationEngine", "Engine", "Setting",
     "completion_engine", "segmentation_engine", "resolve_completion_engine",
     "COMPLETION_ENGINES", "SEGMENTATION_ENGINES",
 ]

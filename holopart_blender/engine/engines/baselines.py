@@ -13,8 +13,8 @@ import time
 import numpy as np
 import trimesh
 
-from ..partjob import CompletedPart, PartJob, majority_material
-from ..progress import Progress
+from ...core.partjob import CompletedPart, PartJob, majority_material
+from ...core.progress import Progress
 from .base import CompletionEngine
 
 

@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 
-from ..errors import InputError
+from ...core.errors import InputError
 from ..geometry.capping import close_holes, find_holes
 from ..geometry.contacts import Patch, plan_insertions
 from ..geometry.convex import convex_completion
@@ -53,8 +53,8 @@ from ..geometry.inside import SurfaceGrid
 from ..geometry.occupancy import CellGrid, voxel_solid
 from ..geometry.patches import split_manifold
 from ..geometry.topology import is_closed, weld
-from ..partjob import CompletedPart, PartJob, majority_material
-from ..progress import Progress
+from ...core.partjob import CompletedPart, PartJob, majority_material
+from ...core.progress import Progress
 from .base import CompletionEngine, Setting
 
 

@@ -11,9 +11,9 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import EngineError, InputError, WeightsError
-from ..partjob import CompletedPart, PartJob, majority_material
-from ..progress import Progress
+from ...core.errors import EngineError, InputError, WeightsError
+from ...core.partjob import CompletedPart, PartJob, majority_material
+from ...core.progress import Progress
 from .base import CompletionEngine, Setting
 
 DEFAULT_WEIGHTS = "VAST-AI/HoloPart"

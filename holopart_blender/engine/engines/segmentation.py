@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ...core.errors import InputError
 from ..geometry.spectral import segment_parts
 from ..geometry.topology import loose_parts
-from ..partjob import Mesh
-from ..progress import Progress
+from ...core.partjob import Mesh
+from ...core.progress import Progress
 from .base import SegmentationEngine, Setting
 
 MIN_AREA = Setting("min_area", float, 0.01,

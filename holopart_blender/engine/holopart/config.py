@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import WeightsError
+from ...core.errors import WeightsError
 
 COMPONENTS = ("vae", "part_encoder", "transformer", "scheduler")
 CONFIG_FILES = {"vae": "config.json", "part_encoder": "config.json", "transformer": "config.json",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import WeightsError
+from ...core.errors import WeightsError
 from .config import COMPONENTS, CONFIG_FILES, WEIGHT_FILE
 
 DEFAULT_REPO = "VAST-AI/HoloPart"

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from ...core.errors import WeightsError
 from .config import COMPONENTS, WEIGHT_FILE, SchedulerConfig, read_config, read_json
 from .files import DEFAULT_REPO, DOWNLOAD_HINT, MODULE_COMPONENTS, check_files, resolve_weights
 from .part_encoder import PartEncoder

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
-from ..engines.base import run_batched
-from ..errors import InputError
+from ...core.batching import run_batched
+from ...core.errors import InputError
 from ..geometry.sampling import sample_surface
 from ..geometry.topology import face_normals
-from ..progress import Progress
+from ...core.progress import Progress
 from .loading import HoloPartModel
 from .scheduler import sample
 

@@ -34,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ..errors import WeightsError
+from ...core.errors import WeightsError
 from .files import DEFAULT_REPO, REQUIRED_FILES, check_files, resolve_weights
 
 CHUNK_BYTES = 1 << 20

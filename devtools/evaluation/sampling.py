@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.geometry import sampling
-from ..engine.geometry.topology import face_areas
+from holopart_blender.engine.geometry import sampling
+from holopart_blender.engine.geometry.topology import face_areas
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0

@@ -35,9 +35,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage import measure
 
-from ..engine.errors import EngineError, InputError
-from ..engine.meshfiles import load_job, parts_scene, safe_name
-from ..engine.partjob import Mesh, PartJob
+from holopart_blender.core.errors import EngineError, InputError
+from holopart_blender.engine.meshfiles import load_job, parts_scene, safe_name
+from holopart_blender.core.partjob import Mesh, PartJob
 
 TASK_VERSION = 2  # bump when a change alters what a task holds (invalidates caches)
 

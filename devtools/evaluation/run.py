@@ -1,9 +1,9 @@
 """Benchmark runner: score completion engines (or segmentation + completion) on a folder of part assets.
 
-    python -m holopart_blender.evaluation.run ../shared/benchmark/parts --engine geometric --out out/bench
-    python -m holopart_blender.evaluation.run DATA --engine hull --engine geometric --samples 20000
-    python -m holopart_blender.evaluation.run DATA --amodal --segmentation auto --engine geometric
-    python -m holopart_blender.evaluation.run DATA --engine holopart --set weights=PATH --set steps=50
+    python -m devtools.evaluation.run ../shared/benchmark/parts --engine geometric --out out/bench
+    python -m devtools.evaluation.run DATA --engine hull --engine geometric --samples 20000
+    python -m devtools.evaluation.run DATA --amodal --segmentation auto --engine geometric
+    python -m devtools.evaluation.run DATA --engine holopart --set weights=PATH --set steps=50
 
 DATA holds one GLB per object with one complete part per mesh (the format of ``benchmark/parts``). Each
 object becomes a task (``tasks.build_task``: the visible faces, labelled by part), every engine completes
@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.api import EngineSession, JobRequest
-from ..engine.cli import ProgressBar, parse_settings
-from ..engine.errors import EngineError
-from ..engine.geometry.topology import face_areas
-from ..engine.meshfiles import safe_name
-from ..engine.partjob import PartJob
-from ..engine.progress import Progress
+from holopart_blender.engine.api import EngineSession
+from holopart_blender.wire.request import JobRequest
+from holopart_blender.engine.cli import ProgressBar, parse_settings
+from holopart_blender.core.errors import EngineError
+from holopart_blender.engine.geometry.topology import face_areas
+from holopart_blender.engine.meshfiles import safe_name
+from holopart_blender.core.partjob import PartJob
+from holopart_blender.core.progress import Progress
 from . import metrics
 from .pictures import side_by_side
 from .tasks import Task, build_task
@@ -152,7 +153,7 @@ def part_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m holopart_blender.evaluation.run", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m devtools.evaluation.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="folder of GLB files, one complete part per mesh (or one such file)")
     parser.add_argument("--engine", action="append", default=[],
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
 
 def _own_settings(engine: str, settings: dict) -> dict:
     """The ``--set`` values this engine knows (the floor takes none)."""
-    from ..engine.engines import completion_engine
+    from holopart_blender.engine.engines import completion_engine
     if engine == FLOOR or engine == "auto":
         return {} if engine == FLOOR else settings
     names = {s.name for s in completion_engine(engine).settings_spec}
@@ -226,7 +227,7 @@ def _write(args, files, engines, settings, rows) -> None:
     objects = sorted({r["object"] for r in rows})
     per_object = {o: {e: means([r for r in rows if r["engine"] == e and r["object"] == o]) for e in engines}
                   for o in objects}
-    command = "python -m holopart_blender.evaluation.run " + " ".join(sys.argv[1:])
+    command = "python -m devtools.evaluation.run " + " ".join(sys.argv[1:])
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "files": [f.name for f in files], "engines": engines, "settings": settings,
          "amodal": args.amodal, "segmentation": args.segmentation if args.amodal else None,

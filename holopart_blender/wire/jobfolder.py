@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import JobRequest
-from .errors import InputError
-from .partjob import CompletedPart, JobResult, Mesh, PartJob
+from .request import JobRequest
+from ..core.errors import InputError
+from ..core.partjob import CompletedPart, JobResult, Mesh, PartJob
 from .protocol import PROTOCOL_VERSION
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ..engine.geometry.topology import face_areas
+from holopart_blender.engine.geometry.topology import face_areas
 from .sampling import sample_surface
 
 VOXELS = 64

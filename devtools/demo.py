@@ -1,8 +1,8 @@
 """The main demo: headless Blender completes the parts of a real asset with the default engine.
 
-    .venv/bin/python -m holopart_blender.blender.demo --out out/demo
+    .venv/bin/python -m devtools.demo --out out/demo
 
-It imports the shipped example (``holopart_blender/examples/square_table.glb``, furniture-bench, MIT) and
+It imports the shipped example (``devtools/assets/square_table.glb``, furniture-bench, MIT) and
 makes the one-piece input an artist would have: the parts joined into one mesh, each face labelled with its
 part (the ``holopart_part`` attribute, part names kept), and the faces hidden inside other parts removed
 (the leg tops inside the table top and the patches of the top they cover). It then runs Complete All Parts,
@@ -25,15 +25,15 @@ import bpy
 import bmesh  # importable once bpy is
 import numpy as np
 
-from .meshdata import label_colors, read_labels
+from holopart_blender.blender.meshdata import label_colors, read_labels
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "square_table.glb"
+EXAMPLE = Path(__file__).resolve().parent / "assets" / "square_table.glb"
 
 
 def enable_addon() -> None:
     import addon_utils
 
-    from .addon import PACKAGE
+    from holopart_blender.blender.addon import PACKAGE
 
     addon_utils.enable(PACKAGE, default_set=True)
     if PACKAGE not in bpy.context.preferences.addons:
@@ -44,8 +44,8 @@ def import_one_piece(path: Path, name: str):
     """Import a parts scene and join it into one mesh object, without the faces hidden inside other parts.
     Each face keeps the part it came from in the part attribute, and the parts' names are kept."""
     bpy.ops.import_scene.gltf(filepath=str(path), merge_vertices=True)
-    from .meshdata import NAMES_PROPERTY, write_labels
-    from .render import world_bounds
+    from holopart_blender.blender.meshdata import NAMES_PROPERTY, write_labels
+    from devtools.render import world_bounds
 
     parts = [o for o in bpy.context.scene.objects if o.type == "MESH"]
     boxes = [world_bounds([obj]) for obj in parts]
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", default="PREFERENCES", help="completion engine (default: the preferences' auto)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    from . import render
+    from devtools import render
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     enable_addon()
@@ -127,8 +127,8 @@ def main(argv=None) -> int:
 
 def _segment_preview(scene, source, path: Path) -> None:
     """Run Segment (automatic) on an unlabelled copy of the input and render its colour preview."""
-    from . import render
-    from .meshdata import COLOR_ATTRIBUTE, LABEL_ATTRIBUTE
+    from devtools import render
+    from holopart_blender.blender.meshdata import COLOR_ATTRIBUTE, LABEL_ATTRIBUTE
 
     copy = source.copy()
     copy.data = source.data.copy()
