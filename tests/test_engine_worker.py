@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from holopart_blender.wire import jobfolder, protocol
 from holopart_blender.wire.request import JobRequest
 from holopart_blender.wire.client import PACKAGE_PARENT, WorkerClient
 from holopart_blender.core.partjob import Mesh, PartJob
-from meshgen import grid
+from meshgen import grid, two_boxes
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +131,49 @@ def test_engines_listing(client):
         pass
     assert event["completion"]["hull"]["available"] is True
     assert "holopart" in event["completion"]
+
+
+def _malformed(folder, meta=None, **arrays):
+    """A valid one-box job folder, then job.json fields replaced by ``meta`` and input.npz arrays by ``arrays``."""
+    vertices, faces, labels = two_boxes()
+    jobfolder.write_job(folder, PartJob(Mesh(vertices, faces), labels), JobRequest("complete", "hull"))
+    if meta is not None:
+        data = json.loads((folder / "job.json").read_text())
+        data.update(meta)
+        data = {k: v for k, v in data.items() if v is not DROP}
+        (folder / "job.json").write_text(json.dumps(data))
+    if arrays:
+        data = dict(np.load(folder / "input.npz"))
+        data.update(arrays)
+        np.savez(folder / "input.npz", **data)
+    return folder
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize("meta, arrays, words", [
+    ({"request": DROP}, {}, "no request"),
+    ({"request": ["complete"]}, {}, "no request"),
+    ({"part_names": ["a", "b"]}, {}, "part_names"),
+    ({"request": {"operation": "complete", "engine": "hull", "parts": 0}}, {}, "'parts'"),
+    ({}, {"vertices": np.zeros((12, 2))}, "'vertices'"),
+    ({}, {"vertices": np.array([[1, "a", None]], object)}, "Object arrays"),
+    ({}, {"faces": two_boxes()[1] + 0.5}, "'faces'"),
+])
+def test_malformed_job_folders_are_bad_input(client, tmp_path, meta, arrays, words):
+    event = client.run(_malformed(tmp_path, meta, **arrays), timeout=60)
+    assert event["type"] == "error" and event["kind"] == "bad_input", event
+    assert words in event["message"] and "\n" not in event["message"]
+
+
+def test_a_job_folder_deleted_mid_job_is_bad_input(client, long_job, tmp_path):
+    folder = tmp_path / "doomed"
+    shutil.copytree(long_job, folder)
+    job_id = client.submit(folder)
+    while (event := client.wait_event(timeout=60))["type"] != "progress":
+        assert event["type"] not in protocol.FINAL_JOB_EVENTS, event
+    shutil.rmtree(folder)
+    while (event := client.wait_event(timeout=120))["type"] not in protocol.FINAL_JOB_EVENTS:
+        pass
+    assert event["id"] == job_id and event["kind"] == "bad_input" and "cannot write the result" in event["message"]

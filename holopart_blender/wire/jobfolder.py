@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,28 +40,56 @@ def write_job(folder: str | os.PathLike, job: PartJob, request: JobRequest) -> P
 
 
 def read_job(folder: str | os.PathLike) -> tuple[PartJob, JobRequest]:
+    """The job in ``folder``; anything malformed raises InputError (kind ``bad_input``) with a one-line message."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / "job.json").read_text())
-        data = np.load(folder / "input.npz", allow_pickle=False)
+        with np.load(folder / "input.npz", allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
     except FileNotFoundError as exc:
         raise InputError(f"incomplete job folder {folder}: {exc.filename} is missing",
                          "write the job with jobfolder.write_job") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"unreadable job folder {folder}: {exc}", "write the job again") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"job.json holds a {type(meta).__name__}, not an object", "write the job again")
     if meta.get("protocol") != PROTOCOL_VERSION:
         raise InputError(f"job folder protocol {meta.get('protocol')} is not {PROTOCOL_VERSION}",
                          "the extension and the engine are of different versions; update both")
-    for name in ("vertices", "faces", "face_labels"):
-        if name not in data:
+    if not isinstance(meta.get("request"), dict):
+        raise InputError("job.json has no request object", "see docs/protocol.md")
+    names = meta.get("part_names") or {}
+    if not isinstance(names, dict) or not all(isinstance(k, str) and _is_int(k) for k in names):
+        raise InputError("job.json part_names must be an object {\"label\": \"name\"} with integer labels",
+                         "see docs/protocol.md")
+    shapes = {"vertices": (2, 3, "if"), "faces": (2, 3, "iu"), "face_labels": (1, None, "iu"),
+              "face_materials": (1, None, "iu")}
+    for name, (ndim, width, kinds) in shapes.items():
+        if name not in arrays:
+            if name == "face_materials":
+                continue
             raise InputError(f"input.npz lacks the array '{name}'", "write the job again")
-    mesh = Mesh(data["vertices"], data["faces"], data["face_materials"] if "face_materials" in data else None,
+        array = arrays[name]
+        if array.ndim != ndim or (width is not None and array.shape[1] != width) or array.dtype.kind not in kinds:
+            want = "integer" if kinds == "iu" else "number"
+            raise InputError(f"input.npz '{name}' is a {array.dtype} array of shape {array.shape}; expected "
+                             f"{want}s of shape {'(N,3)' if width else '(N,)'}", "see docs/protocol.md")
+    mesh = Mesh(arrays["vertices"], arrays["faces"], arrays.get("face_materials"),
                 name=str(meta.get("mesh_name", "mesh")))
-    names = {int(k): str(v) for k, v in (meta.get("part_names") or {}).items()}
-    return PartJob(mesh, data["face_labels"], names), JobRequest.from_dict(meta["request"])
+    job = PartJob(mesh, arrays["face_labels"], {int(k): str(v) for k, v in names.items()})
+    return job, JobRequest.from_dict(meta["request"])
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def write_result(folder: str | os.PathLike, result: JobResult) -> None:
+    """Write result.npz, then result.json; a folder that cannot be written raises InputError."""
     folder = Path(folder)
     arrays = {}
     if result.face_labels is not None:
@@ -69,14 +98,18 @@ def write_result(folder: str | os.PathLike, result: JobResult) -> None:
         arrays[f"part{i}_vertices"] = np.asarray(part.vertices, np.float64)
         arrays[f"part{i}_faces"] = np.asarray(part.faces, np.int64)
         arrays[f"part{i}_face_source"] = np.asarray(part.face_source, np.int64)
-    np.savez(folder / "result.npz", **arrays)
     meta = {"protocol": PROTOCOL_VERSION, "engine": result.engine, "segmentation_engine": result.segmentation_engine,
             "timings": {k: round(float(v), 4) for k, v in result.timings.items()}, "warnings": result.warnings,
             "parts": [p.metadata() for p in result.parts]}
-    # result.json last: its presence means the result is complete.
-    tmp = folder / "result.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(folder / "result.json")
+    try:
+        np.savez(folder / "result.npz", **arrays)
+        # result.json last: its presence means the result is complete.
+        tmp = folder / "result.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(folder / "result.json")
+    except OSError as exc:
+        raise InputError(f"cannot write the result into the job folder {folder}: {exc.strerror or exc}",
+                         "the job folder was removed or is not writable; run the job again") from None
 
 
 def read_result(folder: str | os.PathLike) -> JobResult:

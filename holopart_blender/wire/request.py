@@ -33,8 +33,20 @@ class JobRequest:
 
     @classmethod
     def from_dict(cls, data: dict) -> "JobRequest":
+        """A request from its JSON form; wrong fields or types raise InputError."""
+        if not isinstance(data, dict):
+            raise InputError(f"the request is a {type(data).__name__}, not an object", "see docs/protocol.md")
         known = cls.__dataclass_fields__
         unknown = set(data) - set(known)
         if unknown:
             raise InputError(f"unknown request field(s): {', '.join(sorted(unknown))}", "see docs/protocol.md")
+        for name, kind in (("operation", str), ("engine", str), ("settings", dict), ("segmentation_engine", str),
+                           ("segmentation_settings", dict)):
+            if name in data and not isinstance(data[name], kind):
+                raise InputError(f"request field '{name}' must be a {'string' if kind is str else 'object'}",
+                                 "see docs/protocol.md")
+        parts = data.get("parts")
+        if parts is not None and not (isinstance(parts, list)
+                                      and all(isinstance(x, int) and not isinstance(x, bool) for x in parts)):
+            raise InputError("request field 'parts' must be a list of integer labels or null", "see docs/protocol.md")
         return cls(**data)
