@@ -68,7 +68,10 @@ class EngineSession:
             seg = self.engine("segmentation", seg_name, request.segmentation_settings)
             t0 = time.perf_counter()
             span = (0.0, 1.0) if request.operation == "segment" else (0.0, 0.3)
-            labels = seg.segment(job.mesh, progress.span(*span, stage="segment"))
+            if getattr(seg, "uses_seeds", False):  # the job's labels are the artist's seed faces
+                labels = seg.segment(job.mesh, progress.span(*span, stage="segment"), seeds=job.face_labels)
+            else:
+                labels = seg.segment(job.mesh, progress.span(*span, stage="segment"))
             labels = np.where(report.usable, np.asarray(labels, np.int32), -1).astype(np.int32)
             job = PartJob(job.mesh, labels, {})
             timings["segment"] = time.perf_counter() - t0
@@ -130,10 +133,15 @@ def complete_parts(job: PartJob, engine: str = "auto", settings: dict | None = N
 
 
 def segment(mesh: Mesh, engine: str = "auto", settings: dict | None = None,
-            progress: Progress | None = None) -> np.ndarray:
-    """One part label per face of ``mesh``."""
+            progress: Progress | None = None, seeds: np.ndarray | None = None) -> np.ndarray:
+    """One part label per face of ``mesh``.
+
+    ``seeds`` (F,) are the labels marked on a few faces (-1 elsewhere), grown by a seeded engine such as
+    ``seeded``; engines that take no seeds ignore them.
+    """
     request = JobRequest("segment", segmentation_engine=engine, segmentation_settings=dict(settings or {}))
-    return _default_session.run(mesh, request, progress).face_labels
+    job = mesh if seeds is None else PartJob(mesh, np.asarray(seeds))
+    return _default_session.run(job, request, progress).face_labels
 
 
 def amodal_segmentation(mesh: Mesh, engine: str = "auto", settings: dict | None = None,

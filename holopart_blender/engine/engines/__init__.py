@@ -22,6 +22,7 @@ SEGMENTATION_ENGINES = {
     "loose_parts": "segmentation:LooseParts",
     "materials": "segmentation:MaterialSlots",
     "spectral": "segmentation:SpectralSegmentation",
+    "seeded": "segmentation:SeededSegmentation",
 }
 # What "auto" completion tries, in order: the first engine that is available here.
 AUTO_COMPLETION_ORDER = ("holopart", "geometric")

@@ -100,7 +100,14 @@ class CompletionEngine(Engine):
 
 
 class SegmentationEngine(Engine):
-    """Writes one part label per face of a mesh."""
+    """Writes one part label per face of a mesh.
+
+    An engine with ``uses_seeds = True`` grows labels the artist marked on a few faces: its method is
+    ``segment(mesh, progress, seeds=None)`` with ``seeds`` (F,) int32, -1 on unmarked faces, and
+    ``EngineSession.run`` passes the job's face labels as the seeds.
+    """
+
+    uses_seeds: ClassVar[bool] = False
 
     def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
         raise NotImplementedError

@@ -7,6 +7,8 @@
 - ``spectral``: spectral cuts along concave creases for one-piece meshes (scans, generated models,
   remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
 - ``auto``: loose parts when the mesh has two or more significant pieces, else spectral.
+- ``seeded``: grows the labels the artist marked on a few faces (the job's face labels, -1 = unmarked) over
+  the whole mesh along concave creases: a random walker on the face graph, see ``geometry/seeded.py``.
 
 Labels already stored on the mesh (a Blender integer face attribute) need no engine: the Blender side sends
 them as the job's labels. Faces that no engine can use (zero area, non-finite coordinates) get -1.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.errors import InputError
+from ..geometry.seeded import grow_seeds
 from ..geometry.spectral import segment_parts
 from ..geometry.topology import loose_parts
 from ...core.partjob import Mesh
@@ -92,3 +95,34 @@ class AutoSegmentation(SegmentationEngine):
             return labels
         return SpectralSegmentation({k: s[k] for k in ("num_parts", "max_parts", "seed")}).segment(
             mesh, progress.span(0.1, 1.0))
+
+
+class SeededSegmentation(SegmentationEngine):
+    name = "seeded"
+    description = "grows the part labels marked on a few faces over the mesh, stopping at concave creases"
+    uses_seeds = True
+    settings_spec = (
+        Setting("sigma", float, 0.05, "how strongly creases stop the growth: smaller stops at gentler creases",
+                minimum=1e-3, maximum=10.0),
+        Setting("convex_weight", float, 0.05, "how much convex edges count against growth, relative to concave ones",
+                minimum=0.0, maximum=1.0),
+        Setting("smooth", int, 2, "rings of neighbours each face normal is averaged over (remesh staircases cancel)",
+                minimum=0, maximum=20),
+    )
+
+    def segment(self, mesh: Mesh, progress: Progress, seeds: np.ndarray | None = None) -> np.ndarray:
+        usable = mesh.check().usable
+        seeds = np.full(mesh.num_faces, -1, np.int32) if seeds is None else np.asarray(seeds)
+        if seeds.shape != (mesh.num_faces,):
+            raise InputError(f"the seed array has shape {seeds.shape} but the mesh has {mesh.num_faces} faces",
+                             "give one integer per face: a part label on marked faces, -1 elsewhere")
+        if seeds.size and seeds.min() < -1:
+            raise InputError("seed labels below -1 are not allowed", "use -1 for faces that are not marked")
+        if not (usable & (seeds >= 0)).any():
+            raise InputError("no seed faces", "mark a few faces of each part with its label, then segment")
+        s = self.settings
+        progress(0.0, f"growing {len(np.unique(seeds[seeds >= 0]))} seeded parts")
+        labels = _on_usable_faces(mesh, lambda v, f: grow_seeds(
+            v, f, seeds[usable], sigma=s["sigma"], convex_weight=s["convex_weight"], smooth=s["smooth"]))
+        progress(1.0, "grown")
+        return labels
