@@ -25,7 +25,7 @@ import bpy
 import bmesh  # importable once bpy is
 import numpy as np
 
-from holopart_blender.blender.meshdata import label_colors, read_labels
+from holopart_blender.blender.labels import label_colors, read_labels
 
 EXAMPLE = Path(__file__).resolve().parent / "assets" / "square_table.glb"
 
@@ -44,7 +44,7 @@ def import_one_piece(path: Path, name: str):
     """Import a parts scene and join it into one mesh object, without the faces hidden inside other parts.
     Each face keeps the part it came from in the part attribute, and the parts' names are kept."""
     bpy.ops.import_scene.gltf(filepath=str(path), merge_vertices=True)
-    from holopart_blender.blender.meshdata import NAMES_PROPERTY, write_labels
+    from holopart_blender.blender.labels import NAMES_PROPERTY, write_labels
     from devtools.render import world_bounds
 
     parts = [o for o in bpy.context.scene.objects if o.type == "MESH"]
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
 def _segment_preview(scene, source, path: Path) -> None:
     """Run Segment (automatic) on an unlabelled copy of the input and render its colour preview."""
     from devtools import render
-    from holopart_blender.blender.meshdata import COLOR_ATTRIBUTE, LABEL_ATTRIBUTE
+    from holopart_blender.blender.labels import COLOR_ATTRIBUTE, LABEL_ATTRIBUTE
 
     copy = source.copy()
     copy.data = source.data.copy()

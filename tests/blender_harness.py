@@ -27,7 +27,8 @@ bpy.ops.wm.read_factory_settings(use_empty=True)
 if ENABLE_CHECKOUT:
     addon_utils.enable("holopart_blender", default_set=True)
     assert "holopart_blender" in bpy.context.preferences.addons
-    from holopart_blender.blender import jobs, meshdata
+    from holopart_blender.blender import export, labels, operators, session
+    from holopart_blender.blender.job import Job
 
 def emit(**values):
     print("EMIT " + json.dumps(values), flush=True)
@@ -57,7 +58,7 @@ def ready_environment(prefs):
     # file, standing in for an installed one. Returns its manager.
     import site, subprocess
     prefs.environment_dir = str(Path("engine_env").resolve())
-    manager = jobs.environment_manager(prefs)
+    manager = session.environment_manager(prefs)
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(manager.env_dir)], check=True)
     packages = next(manager.env_dir.glob("lib/python*/site-packages"))
     (packages / "project.pth").write_text(site.getsitepackages()[0] + "\\n")

@@ -79,10 +79,10 @@ def test_a_ready_environment_runs_the_worker_and_reports_the_weights(tmp_path):
         bpy.ops.object.mode_set(mode="EDIT")
         bpy.ops.mesh.select_all(action="SELECT")
         assert bpy.ops.holopart.complete_part() == {"FINISHED"}
-        python = jobs.worker_client(prefs).python
+        python = session.worker_client(prefs).python
         assert bpy.ops.holopart.refresh_status() == {"FINISHED"}
-        from holopart_blender.blender import preferences
-        emit(python=python, env_python=str(manager.python), weights=dict(preferences._weights_status))
+        from holopart_blender.blender import setup_operators
+        emit(python=python, env_python=str(manager.python), weights=dict(setup_operators.weights_status))
     """, tmp_path)
     assert out["python"] == out["env_python"]
     assert out["weights"]["found"] is False and out["weights"]["summary"].startswith("not installed")

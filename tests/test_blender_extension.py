@@ -30,16 +30,16 @@ def test_build_validate_install_use_and_unregister(tmp_path):
         assert result == {{"FINISHED"}}, result
         module = "bl_ext.user_default.holopart_blender"
         assert module in bpy.context.preferences.addons
-        import bl_ext.user_default.holopart_blender.blender.jobs as installed_jobs
+        import bl_ext.user_default.holopart_blender.blender.session as installed_session
         bpy.ops.mesh.primitive_cube_add()
         src = bpy.context.active_object
         bpy.ops.object.mode_set(mode="EDIT")
         bpy.ops.mesh.select_all(action="SELECT")
         assert bpy.ops.holopart.complete_part() == {{"FINISHED"}}  # the default engine, on Blender's own Python
         prefs = bpy.context.preferences.addons[module].preferences
-        client = installed_jobs.worker_client(prefs)
+        client = installed_session.worker_client(prefs)
         emit(python=client.python, paths=client.pythonpath, parts=len(bpy.data.collections["Cube parts"].objects),
-             user=str(installed_jobs.environment_manager(prefs).root))
+             user=str(installed_session.environment_manager(prefs).root))
         # Blender's own Python brings numpy; the zip's wheels must bring the rest. Run the worker on a bare
         # interpreter that sees only numpy and the site-packages Blender extracted the wheels into.
         import os
@@ -68,7 +68,7 @@ def test_build_validate_install_use_and_unregister(tmp_path):
         emit(bare_engine=bare_result.engine, bare_parts=len(bare_result.parts))
         addon_utils.disable(module, default_set=True)
         assert not hasattr(bpy.types, "HOLOPART_OT_complete_part") and not hasattr(bpy.types.Scene, "holopart")
-        assert installed_jobs._client is None  # the worker was stopped
+        assert installed_session._client is None  # the worker was stopped
         addon_utils.enable(module, default_set=True)
         assert hasattr(bpy.types, "HOLOPART_OT_complete_part")
     """, tmp_path, checkout_addon=False, timeout=400)

@@ -20,11 +20,11 @@ def test_complete_part_makes_a_new_object_and_leaves_the_source_alone(tmp_path):
         bpy.context.view_layer.update()
         before = [tuple(v.co) for v in src.data.vertices]
         select_faces(src, [0, 1, 2])
-        state = jobs.environment_manager(bpy.context.preferences.addons["holopart_blender"].preferences).state()
+        state = session.environment_manager(bpy.context.preferences.addons["holopart_blender"].preferences).state()
         assert state.status == "missing", state  # first run: no engine environment
         result = bpy.ops.holopart.complete_part(engine={ENGINE!r})
         assert result == {{"FINISHED"}}, result
-        assert jobs.worker_client(bpy.context.preferences.addons["holopart_blender"].preferences).python == sys.executable
+        assert session.worker_client(bpy.context.preferences.addons["holopart_blender"].preferences).python == sys.executable
         assert "UNDO" in bpy.types.HOLOPART_OT_complete_part.bl_options
         parts = result_objects("Crate")
         assert [p.name for p in parts] == ["Crate_part"], [p.name for p in parts]
@@ -103,12 +103,13 @@ def test_empty_selection_all_faces_and_non_mesh(tmp_path):
 
 def test_segment_then_correct_with_new_and_assign_part(tmp_path):
     out = run_blender(f"""
+        from holopart_blender.blender.labels import read_labels
         a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
         with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
             bpy.ops.object.join()
         bpy.context.view_layer.objects.active = a
         assert bpy.ops.holopart.segment() == {{"FINISHED"}}
-        labels = meshdata.read_labels(a.data)
+        labels = read_labels(a.data)
         centers = np.array([tuple(p.center) for p in a.data.polygons])
         left = centers[:, 0] < 2
         assert len(set(labels[left])) == 1 and len(set(labels[~left])) == 1 and labels[left][0] != labels[~left][0]
@@ -116,11 +117,11 @@ def test_segment_then_correct_with_new_and_assign_part(tmp_path):
         select_faces(a, [0])
         assert bpy.ops.holopart.new_part() == {{"FINISHED"}}
         bpy.ops.object.mode_set(mode="OBJECT")
-        after_new = meshdata.read_labels(a.data)
+        after_new = read_labels(a.data)
         select_faces(a, [0])
         assert bpy.ops.holopart.assign_part(part=int(labels[1])) == {{"FINISHED"}}
         bpy.ops.object.mode_set(mode="OBJECT")
-        emit(labels=labels.tolist(), after_new=after_new.tolist(), after_assign=meshdata.read_labels(a.data).tolist())
+        emit(labels=labels.tolist(), after_new=after_new.tolist(), after_assign=read_labels(a.data).tolist())
     """, tmp_path)
     labels, after_new, after_assign = out["labels"], out["after_new"], out["after_assign"]
     assert after_new[0] == max(labels) + 1 and after_new[1:] == labels[1:]
@@ -139,7 +140,7 @@ def test_evaluated_mesh_ngons_shape_keys_and_modifiers(tmp_path):
         array = disc.modifiers.new("Array", "ARRAY")
         array.count = 2
         disc.data.polygons[0].select = True
-        source = meshdata.read_source(disc, bpy.context.evaluated_depsgraph_get(), "selection")
+        source = export.read_source(disc, bpy.context.evaluated_depsgraph_get(), "selection")
         job = source.job
         emit(faces=job.mesh.num_faces, polygons=source.num_polygons, z=job.mesh.vertices[:, 2].tolist(),
              labelled=int((job.face_labels == 0).sum()), polygon_of=source.tri_polygon.tolist())
@@ -188,9 +189,9 @@ def test_cancel_and_a_killed_worker(tmp_path, benchmark_dir):
         prefs = bpy.context.preferences.addons["holopart_blender"].preferences
 
         def start():  # what the modal operator does on invoke
-            source = meshdata.read_source(src, bpy.context.evaluated_depsgraph_get(), "none")
-            request = jobs.make_request(prefs, bpy.context.scene.holopart, "amodal")
-            job = jobs.Job(jobs.worker_client(prefs), "amodal", src.name, source, request)
+            source = export.read_source(src, bpy.context.evaluated_depsgraph_get(), "none")
+            request = operators.make_request(prefs, bpy.context.scene.holopart, "amodal")
+            job = Job(session.worker_client(prefs), "amodal", src.name, source, request)
             job.start()
             return job
 
@@ -231,7 +232,7 @@ def test_online_access_off_refuses_downloads(tmp_path):
             except RuntimeError as exc:  # the operator's error report
                 messages.append(str(exc))
         prefs = bpy.context.preferences.addons["holopart_blender"].preferences
-        manager = jobs.environment_manager(prefs)
+        manager = session.environment_manager(prefs)
         emit(messages=messages, env_exists=manager.env_dir.exists(), new_exists=manager.new_dir.exists())
     """, tmp_path)
     assert len(out["messages"]) == 2 and all("online access is off" in m for m in out["messages"])

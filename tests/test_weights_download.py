@@ -461,26 +461,26 @@ def test_blender_download_operator_runs_the_real_command_with_online_access_on(h
     for key in [k for k in os.environ if k.lower().endswith("_proxy")]:
         monkeypatch.delenv(key)
     out = run_blender(f"""
-        from holopart_blender.blender import preferences
+        from holopart_blender.blender import setup_operators
         prefs = bpy.context.preferences.addons["holopart_blender"].preferences
         manager = ready_environment(prefs)
         assert not bpy.app.online_access
         bpy.context.preferences.system.use_online_access = True
-        assert bpy.app.online_access and preferences.offline_reason() == ""
+        assert bpy.app.online_access and setup_operators.offline_reason() == ""
         prefs.weights_source = "HUB"
         prefs.weights_repo = {REPO!r}
         seen = []
-        report = preferences._weights_progress
+        report = setup_operators._weights_progress
         def spy(task, line):
             report(task, line)
             seen.append((task.progress, task.message))
-        preferences._weights_progress = spy
+        setup_operators._weights_progress = spy
         assert bpy.ops.holopart.download_weights() == {{"FINISHED"}}
-        task = preferences.tasks["weights"]
+        task = setup_operators.tasks["weights"]
         assert bpy.ops.holopart.refresh_status() == {{"FINISHED"}}
         emit(ok=task.ok, error=task.error, message=task.message, progress=task.progress, seen=seen,
-             log=task.log_path.read_text(), dest=str(jobs.weights_download_folder(prefs)),
-             status=dict(preferences._weights_status), python=str(manager.python))
+             log=task.log_path.read_text(), dest=str(session.weights_download_folder(prefs)),
+             status=dict(setup_operators.weights_status), python=str(manager.python))
     """, tmp_path, timeout=120)
     assert out["ok"], (out["error"], out["log"][-3000:])
     assert out["message"] == "done" and out["progress"] == 1.0

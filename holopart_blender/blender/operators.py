@@ -15,8 +15,13 @@ import bpy
 import numpy as np
 
 from ..core.errors import EngineError, InputError
-from . import jobs, meshdata
+from . import job as job_state, session
 from .addon import preferences
+from .export import read_source
+from .job import Job
+from .labels import polygon_labels_from_triangles, read_labels, write_labels
+from .reimport import build_parts
+from .request import build_request
 
 ENGINE_ITEMS = [
     ("PREFERENCES", "Preferences", "The engine chosen in the add-on preferences"),
@@ -34,15 +39,15 @@ class _EngineJobOperator:
 
     bl_options = {"REGISTER", "UNDO"}
 
-    def make_job(self, context) -> jobs.Job:
+    def make_job(self, context) -> Job:
         raise NotImplementedError
 
-    def apply(self, context, job: jobs.Job, result) -> str:
+    def apply(self, context, job: Job, result) -> str:
         """Build the result into the scene; returns the report text."""
         raise NotImplementedError
 
-    def _start(self, context) -> jobs.Job | None:
-        if jobs.current is not None:
+    def _start(self, context) -> Job | None:
+        if job_state.current is not None:
             self.report({"ERROR"}, "HoloPart is already running a job; wait for it or cancel it")
             return None
         try:
@@ -56,7 +61,7 @@ class _EngineJobOperator:
         if job is None:
             return {"CANCELLED"}
         printer = _ProgressPrinter()
-        jobs.current = job
+        job_state.current = job
         try:
             final = job.run(on_event=printer)
         finally:
@@ -99,7 +104,7 @@ class _EngineJobOperator:
         _redraw_panels(context)
         return self._finish(context, job, final)
 
-    def _finish(self, context, job: jobs.Job, final: dict):
+    def _finish(self, context, job: Job, final: dict):
         if final["type"] == "cancelled":
             self.report({"WARNING"}, "HoloPart: cancelled; nothing was changed")
             return {"CANCELLED"}
@@ -114,8 +119,8 @@ class _EngineJobOperator:
         seconds = time.monotonic() - job.started
         for warning in final.get("summary", {}).get("warnings", []):
             self.report({"WARNING"}, f"HoloPart: {warning}")
-        jobs.last_summary = f"{text} in {seconds:.1f} s"
-        self.report({"INFO"}, f"HoloPart: {jobs.last_summary}")
+        job_state.last_summary = f"{text} in {seconds:.1f} s"
+        self.report({"INFO"}, f"HoloPart: {job_state.last_summary}")
         return {"FINISHED"}
 
     def _source(self, context):
@@ -133,12 +138,12 @@ class _CompletionOperator(_EngineJobOperator):
         return "" if self.engine == "PREFERENCES" else self.engine
 
     def apply(self, context, job, result):
-        """One new object per completed part (see ``meshdata.build_parts``)."""
+        """One new object per completed part (see ``reimport.build_parts``)."""
         source_obj = self._source(context)
         if source_obj.mode == "EDIT":
             with context.temp_override(active_object=source_obj, object=source_obj):
                 bpy.ops.object.mode_set(mode="OBJECT")
-        collection, objects = meshdata.build_parts(context, source_obj, job.source, result)
+        collection, objects = build_parts(context, source_obj, job.source, result)
         engine = f"{result.engine} (auto)" if job.request.engine == "auto" else result.engine
         return f"{len(objects)} part(s) with {engine} into '{collection.name}'"
 
@@ -159,13 +164,13 @@ class HOLOPART_OT_complete_part(_CompletionOperator, bpy.types.Operator):
     def make_job(self, context):
         obj = context.edit_object
         self._source_name = obj.name
-        source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "selection")
+        source = read_source(obj, context.evaluated_depsgraph_get(), "selection")
         if not source.job.labels:
             raise InputError("no faces are selected", "select the faces of one part in Edit Mode")
         source.job.part_names = {0: "part"}
         prefs = preferences()
-        request = jobs.make_request(prefs, context.scene.holopart, "complete", self.engine_name())
-        return jobs.Job(jobs.worker_client(prefs), "complete", obj.name, source, request)
+        request = make_request(prefs, context.scene.holopart, "complete", self.engine_name())
+        return Job(session.worker_client(prefs), "complete", obj.name, source, request)
 
 
 class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
@@ -184,13 +189,13 @@ class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
     def make_job(self, context):
         obj = context.active_object
         self._source_name = obj.name
-        source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "attribute")
+        source = read_source(obj, context.evaluated_depsgraph_get(), "attribute")
         operation = "complete" if source.job.labels and not self.resegment else "amodal"
         if operation == "amodal":
             source.job.face_labels[:] = -1
         prefs = preferences()
-        request = jobs.make_request(prefs, context.scene.holopart, operation, self.engine_name())
-        return jobs.Job(jobs.worker_client(prefs), operation, obj.name, source, request)
+        request = make_request(prefs, context.scene.holopart, operation, self.engine_name())
+        return Job(session.worker_client(prefs), operation, obj.name, source, request)
 
     def apply(self, context, job, result):
         if result.face_labels is not None:  # the parts as segmented (the source itself stays unchanged)
@@ -211,20 +216,20 @@ class HOLOPART_OT_segment(_EngineJobOperator, bpy.types.Operator):
     def make_job(self, context):
         obj = context.active_object
         self._source_name = obj.name
-        source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "none")
+        source = read_source(obj, context.evaluated_depsgraph_get(), "none")
         if source.num_polygons != len(obj.data.polygons):
             # Modifiers change the faces: labels must land on the mesh's own faces, so segment those.
-            source = meshdata.read_source(obj, context.evaluated_depsgraph_get(), "none", evaluated=False)
+            source = read_source(obj, context.evaluated_depsgraph_get(), "none", evaluated=False)
         prefs = preferences()
-        request = jobs.make_request(prefs, context.scene.holopart, "segment")
-        return jobs.Job(jobs.worker_client(prefs), "segment", obj.name, source, request)
+        request = make_request(prefs, context.scene.holopart, "segment")
+        return Job(session.worker_client(prefs), "segment", obj.name, source, request)
 
     def apply(self, context, job, result):
         obj = self._source(context)
-        labels = meshdata.polygon_labels_from_triangles(result.face_labels, job.source.tri_polygon,
+        labels = polygon_labels_from_triangles(result.face_labels, job.source.tri_polygon,
                                                         job.source.num_polygons)
         with _object_mode(context, obj):
-            meshdata.write_labels(obj.data, labels)
+            write_labels(obj.data, labels)
         note = "" if job.source.evaluated else " (modifiers change the faces: segmented the mesh without them)"
         return f"{len(set(labels.tolist()) - {-1})} parts with {result.segmentation_engine}{note}"
 
@@ -247,10 +252,10 @@ class _LabelEditOperator:
             if not selected.any():
                 self.report({"ERROR"}, "No faces are selected")
                 return {"CANCELLED"}
-            labels = meshdata.read_labels(obj.data)
+            labels = read_labels(obj.data)
             part = choose(labels)
             labels[selected] = part
-            meshdata.write_labels(obj.data, labels)
+            write_labels(obj.data, labels)
         context.scene.holopart.active_part = part
         self.report({"INFO"}, f"{int(selected.sum())} face(s) now belong to part {part}")
         return {"FINISHED"}
@@ -288,11 +293,25 @@ class HOLOPART_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return jobs.current is not None
+        return job_state.current is not None
 
     def execute(self, context):
-        jobs.current.cancel()
+        job_state.current.cancel()
         return {"FINISHED"}
+
+
+def make_request(prefs, settings, operation: str, engine: str = "", parts=None):
+    """The request for ``operation``: the plain values of the preferences (engine, device, weights) and the
+    scene settings (steps, guidance, seed, resolution, segmentation method), built by ``request.build_request``."""
+    values = {"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
+              "resolution": settings.resolution}
+    if prefs.device != "auto":
+        values["device"] = prefs.device
+    weights = session.weights_folder(prefs)
+    if weights:
+        values["weights"] = weights
+    return build_request(operation, engine or prefs.engine, values, session.engines(prefs),
+                         segmentation_engine=settings.segmentation_engine, parts=parts)
 
 
 @contextlib.contextmanager

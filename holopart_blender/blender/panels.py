@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs
+from . import job as job_state
 from .addon import preferences
 
 
@@ -16,7 +16,7 @@ class VIEW3D_PT_holopart(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        job = jobs.current
+        job = job_state.current
         if job is not None:
             layout.progress(factor=job.fraction, text=f"{job.message or job.stage or 'starting'}")
             layout.operator("holopart.cancel", icon="CANCEL")
@@ -32,8 +32,8 @@ class VIEW3D_PT_holopart(bpy.types.Panel):
             col.scale_y = 1.5
             col.operator("holopart.complete_all", icon="MOD_EXPLODE")
             layout.operator("holopart.segment", icon="GROUP_VCOL")
-        if jobs.last_summary:
-            layout.label(text=jobs.last_summary, icon="INFO")
+        if job_state.last_summary:
+            layout.label(text=job_state.last_summary, icon="INFO")
 
 
 class VIEW3D_PT_holopart_settings(bpy.types.Panel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs, operators, panels, preferences, properties
+from . import operators, panels, preferences, properties, session, setup_operators
 
-CLASSES = (*properties.CLASSES, *preferences.CLASSES, *operators.CLASSES, *panels.CLASSES)
+CLASSES = (*properties.CLASSES, *preferences.CLASSES, *setup_operators.CLASSES, *operators.CLASSES, *panels.CLASSES)
 
 
 def register():
@@ -19,8 +19,8 @@ def register():
 
 
 def unregister():
-    jobs.shutdown_worker()
-    preferences.stop_tasks()
+    session.shutdown_worker()
+    setup_operators.stop_tasks()
     for menu, draw in reversed(panels.MENU_ENTRIES):
         menu.remove(draw)
     properties.unregister_properties()

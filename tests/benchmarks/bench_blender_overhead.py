@@ -2,10 +2,10 @@
 
     .venv/bin/python tests/benchmarks/bench_blender_overhead.py [--assets square_table chair ...]
 
-For each asset: reading the evaluated mesh into a job (``meshdata.read_source``), the whole Complete All
+For each asset: reading the evaluated mesh into a job (``export.read_source``), the whole Complete All
 operator with the ``visible`` engine (which returns the input segments, so the engine's own time is nearly
 nothing and the result is as large as the input), and within it the building of the result objects
-(``meshdata.build_parts``). Runs Blender (the bpy module) in this process with a temporary user folder.
+(``reimport.build_parts``). Runs Blender (the bpy module) in this process with a temporary user folder.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="holopar
 import bpy  # noqa: E402
 import addon_utils  # noqa: E402  (importable once bpy is)
 
-from holopart_blender.blender import meshdata  # noqa: E402
+from holopart_blender.blender import export, labels, operators  # noqa: E402
 
 
 def joined(path: Path):
@@ -33,7 +33,7 @@ def joined(path: Path):
     bpy.ops.import_scene.gltf(filepath=str(path), merge_vertices=True)
     objs = [o for o in bpy.context.scene.objects if o.type == "MESH"]
     for i, obj in enumerate(objs):  # each part labelled, as after Segment
-        meshdata.write_labels(obj.data, [i] * len(obj.data.polygons))
+        labels.write_labels(obj.data, [i] * len(obj.data.polygons))
     with bpy.context.temp_override(active_object=objs[0], selected_editable_objects=objs):
         bpy.ops.object.join()
     bpy.context.view_layer.objects.active = objs[0]
@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("HOLOPART_SHARED", ROOT.parent / "shared")))
     args = parser.parse_args()
     build_seconds = []
-    original = meshdata.build_parts
+    original = operators.build_parts
 
     def timed_build(*a, **k):
         t0 = time.perf_counter()
@@ -54,12 +54,12 @@ def main() -> int:
         build_seconds.append(time.perf_counter() - t0)
         return out
 
-    meshdata.build_parts = timed_build
+    operators.build_parts = timed_build  # the name the operators call
     print(f"{'asset':22s} {'faces':>8s} {'parts':>5s} {'read s':>7s} {'operator s':>10s} {'build s':>8s}")
     for name in args.assets:
         src = joined(args.shared / "benchmark" / "parts" / f"{name}.glb")
         t0 = time.perf_counter()
-        meshdata.read_source(src, bpy.context.evaluated_depsgraph_get(), "attribute")
+        export.read_source(src, bpy.context.evaluated_depsgraph_get(), "attribute")
         read = time.perf_counter() - t0
         bpy.ops.holopart.complete_all(engine="visible")  # first call starts the worker; not timed
         bpy.data.collections.remove(bpy.data.collections[f"{src.name} parts"])
