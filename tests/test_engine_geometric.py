@@ -12,7 +12,7 @@ from holopart_blender.engine import api, meshfiles
 from holopart_blender.wire.request import JobRequest
 from holopart_blender.core.errors import InputError
 from holopart_blender.engine.geometry import convex
-from holopart_blender.engine.geometry.capping import cap_holes, find_holes
+from holopart_blender.engine.geometry.capping import close_holes, find_holes
 from holopart_blender.engine.geometry.inside import SurfaceGrid
 from holopart_blender.engine.geometry.patches import split_manifold
 from holopart_blender.engine.geometry.topology import is_closed
@@ -161,8 +161,9 @@ def test_bow_tie_and_touching_holes():
     vertices = np.concatenate([a, b[1:]])  # b's first corner is a's corner 2
     faces = np.array([[0, 1, 2], [0, 2, 3], [2, 4, 5], [2, 5, 6]])
     faces2, vertex_of = split_manifold(faces)
-    closed_vertices, closed, holes = cap_holes(vertices[vertex_of], faces2)
-    assert is_closed(closed) and holes == 2
+    holes = find_holes(vertices[vertex_of], faces2)
+    closed_vertices, closed = close_holes(vertices[vertex_of], faces2, holes)
+    assert is_closed(closed) and len(holes) == 2
     np.testing.assert_array_equal(closed[:4], faces2)
 
 
@@ -205,25 +206,13 @@ def peg_in_slab() -> PartJob:
     return PartJob(Mesh(whole.vertices, whole.faces), labels, {0: "slab", 1: "peg"})
 
 
-def test_a_plug_continues_into_its_socket_and_the_socket_gets_the_pocket():
+def test_a_plug_gets_a_flat_cut_at_its_socket_and_the_two_keep_apart():
     job = peg_in_slab()
-    flat = {p.name: p for p in complete(job).parts}
-    deep = {p.name: p for p in complete(job, insertion=1.0).parts}
-    assert_keeps_visible_faces(job, complete(job))
-    assert_keeps_visible_faces(job, complete(job, insertion=1.0))
-    assert flat["peg"].vertices[:, 1].max() == pytest.approx(0.0)  # a flat cut at the contact
-    # The peg goes on into the slab by its contact's radius (sqrt(0.09 / pi) = 0.169), well short of the top.
-    top = deep["peg"].vertices[:, 1].max()
-    assert top == pytest.approx(np.sqrt(0.09 / np.pi), rel=1e-6)
-    assert any("continues" in note for note in deep["peg"].notes)
-    assert any("pocket" in note for note in deep["slab"].notes)
-    # The slab's pocket is exactly where the peg went: still closed, and the two do not overlap.
-    assert deep["slab"].vertices[len(flat["slab"].vertices):, 1].max() == pytest.approx(top)
-    overlap = penetration([(p.vertices, p.faces) for p in deep.values()])
-    assert max(overlap) < 0.005
-    # Depth limited by what lies behind the contact: a deeper setting stops at 3/4 of the slab's thickness.
-    deepest = {p.name: p for p in complete(job, insertion=4.0).parts}
-    assert deepest["peg"].vertices[:, 1].max() == pytest.approx(0.75 * 0.4)
+    result = complete(job)
+    assert_keeps_visible_faces(job, result)
+    parts = {p.name: p for p in result.parts}
+    assert parts["peg"].vertices[:, 1].max() == pytest.approx(0.0)
+    assert max(penetration([(p.vertices, p.faces) for p in parts.values()])) < 0.005
 
 
 def axle_through_a_block() -> PartJob:
@@ -361,7 +350,8 @@ def test_a_hull_that_would_fill_a_neighbour_is_not_used(benchmark_dir, tmp_path)
     assert any("not closed along its convex hull" in note for note in tray.notes), tray.notes
     label = task.part_names.index("drawer_container_top")
     faces, vertex_of = split_manifold(task.job.mesh.faces[task.job.face_labels == label])
-    np.testing.assert_array_equal(tray.faces, cap_holes(task.job.mesh.vertices[vertex_of], faces)[1])
+    vertices = task.job.mesh.vertices[vertex_of]
+    np.testing.assert_array_equal(tray.faces, close_holes(vertices, faces, find_holes(vertices, faces))[1])
 
 
 def test_rays_tell_inside_from_outside():
@@ -413,13 +403,13 @@ def test_the_generated_car_gets_its_axles_whole_and_its_planks_closed_underneath
         assert ours["iou"] > capped["iou"] - 0.005, (name, ours, capped)
 
 
-def test_voxel_rebuild_and_domes_are_closed_too():
+def test_voxel_rebuild_and_open_sheets_are_closed_too():
     vertices, faces, labels = two_boxes()
     job = PartJob(Mesh(vertices, faces), labels)
     rebuilt = complete(job, keep_visible=False, resolution=24)
     assert all(p.watertight and (p.face_source == -1).all() for p in rebuilt.parts)
     open_job = PartJob(Mesh(*grid(10)), np.zeros(2 * 81, np.int32))
-    assert_keeps_visible_faces(open_job, complete(open_job, bulge=0.5))
+    assert_keeps_visible_faces(open_job, complete(open_job))
 
 
 def test_a_million_faces():

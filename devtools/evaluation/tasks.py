@@ -1,16 +1,11 @@
 """Benchmark tasks from objects made of complete parts (the paper's data recipe, HoloPart §3.3).
 
-Stable API (other modules import it; keep the signatures):
-
-    build_task(glb_path, cache_dir=None, views=64) -> Task
-        The completion task: the object's parts merged, only the faces a ray from outside reaches kept, each
-        kept face labelled with the part it came from. ``task.job`` is the engine input.
-    build_remesh_task(glb_path, cache_dir=None, resolution=128, max_faces=200_000, samples=400_000) -> Task
-        A one-piece remesh of the whole object (its outside surface, marching cubes on a grid), with the
-        ground-truth label of each face carried over from the nearest part face: the input for measuring
-        automatic segmentation where connectivity gives nothing away. ``task.job.face_labels`` is the truth.
-    nearest_part_labels(mesh, parts, samples=400_000, seed=0) -> np.ndarray
-        For any whole mesh: the part whose surface lies nearest to each face centre (the paper's labelling).
+``build_task(glb_path, cache_dir=None, views=64)`` is the completion task: the object's parts merged, only
+the faces a ray from outside reaches kept, each kept face labelled with the part it came from; ``task.job`` is
+the engine input. ``build_remesh_task`` is a one-piece remesh of the whole object (its outside surface,
+marching cubes on a grid) with the ground-truth label of each face carried over from the nearest part
+surface: the input for measuring automatic segmentation where connectivity gives nothing away
+(``task.job.face_labels`` is the truth).
 
 Every task is in the object frame: centred on its bounding box, longest axis scaled to [-1, 1]
 (``normalised = (source - centre) * scale``). Tasks are deterministic; with ``cache_dir`` they are kept on
@@ -67,10 +62,6 @@ class Task:
         """The input faces labelled ``label`` (part ``label``'s visible segment in a visible task)."""
         vertices, faces, _ = self.job.mesh.submesh(self.job.face_labels == label)
         return Mesh(vertices, faces, name=self.parts[label].name)
-
-    def to_source_frame(self, points: np.ndarray) -> np.ndarray:
-        """Object-frame points back in the source file's units and position."""
-        return np.asarray(points, np.float64) / self.scale + self.centre
 
     def write(self, folder: str | os.PathLike) -> Path:
         """Write ``input.glb`` (one mesh per labelled segment) and ``parts.glb`` (the complete parts)."""
@@ -151,22 +142,6 @@ def visible_faces(vertices: np.ndarray, faces: np.ndarray, views: int = 64,
             ok[other] = np.abs(t - reach) <= tolerance
         seen[todo[ok]] = True
     return seen
-
-
-def nearest_part_labels(mesh: Mesh, parts: list[Mesh], spacing: float | None = None) -> np.ndarray:
-    """The index of the part whose surface is nearest to each face centre of ``mesh``.
-
-    Each part's surface is represented by the vertices and face centres of its triangles subdivided until
-    no edge is longer than ``spacing`` (default: 1/200 of the parts' largest extent), so a label can
-    differ from the exact nearest-face answer only where two parts lie within about ``spacing`` of each other.
-    """
-    if spacing is None:
-        every = np.concatenate([p.vertices for p in parts])
-        spacing = float((every.max(axis=0) - every.min(axis=0)).max()) / 200.0
-    points, owner = _part_points(parts, spacing)
-    centres = mesh.vertices[mesh.faces].mean(axis=1)
-    _, nearest = cKDTree(points).query(centres, workers=-1)
-    return owner[nearest].astype(np.int32)
 
 
 def build_task(glb_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, views: int = 64) -> Task:

@@ -34,10 +34,6 @@ class Progress:
         if self.cancel_event.is_set():
             raise Cancelled()
 
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
-
     def span(self, start: float, end: float, stage: str | None = None) -> "Progress":
         """A child reporting onto [start, end] of this one's range."""
         a = self._start + (self._end - self._start) * start

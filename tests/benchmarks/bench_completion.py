@@ -1,7 +1,7 @@
 """Part completion on the benchmark: Chamfer, IoU, F-score and hidden recall per object, plus a 200k-face timing.
 
     .venv/bin/python tests/benchmarks/bench_completion.py [--engines visible,hull,geometric] [--samples 20000]
-        [--settings '{"insertion": 1.0}'] [--cache .cache/benchmark] [--asset NAME.glb ...]
+        [--settings '{"convex": 0}'] [--cache .cache/benchmark] [--asset NAME.glb ...]
         [--big-faces 200000]
 
 Each benchmark object becomes its completion task (``build_task``: the faces a ray from outside reaches, each

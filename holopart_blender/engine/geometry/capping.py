@@ -1,16 +1,16 @@
 """Close the holes of a surface patch without touching its faces.
 
 A visible segment is its part's surface with holes where the part is hidden (a leg's end inside the table
-top, the patch of the top under each leg). ``cap_holes`` closes every closed chain of boundary edges (a
-hole's rim) with new triangles on its open side, each boundary edge getting exactly one new face, so a
+top, the patch of the top under each leg). ``find_holes`` and ``close_holes`` close every closed chain of
+boundary edges (a hole's rim) with new triangles on its open side, each boundary edge getting exactly one new face, so a
 consistently oriented manifold patch (``patches.split_manifold`` makes any patch one) becomes a closed
 surface, and its own faces, vertices and order are kept as they are.
 
 A rim is spanned by its least-area triangulation (Liepa's hole filling, no new vertices): a planar rim
 gives a flat cut, which is what a contact between two parts is, and a crooked rim (a chain of small holes
 left along a crease) is stitched shut along itself instead of being bridged across the part. Rims too long
-for that are first cut in two along their shortest chord. With ``bulge`` the rims get domes instead: a fan
-from one apex lifted off the rim's plane along its mean normal, for rounded parts.
+for that are first cut in two along their shortest chord; a rim no triangulation closes gets a fan from a
+new vertex at its centre.
 """
 
 from __future__ import annotations
@@ -151,10 +151,6 @@ class Holes:
     def __len__(self) -> int:
         return len(self.rim_start) - 1
 
-    @property
-    def radius(self) -> np.ndarray:
-        return np.sqrt(self.area / np.pi)
-
     def loop(self, i: int) -> np.ndarray:
         return self.rim[self.rim_start[i]:self.rim_start[i + 1]]
 
@@ -184,10 +180,9 @@ class Holes:
                    np.zeros(1, np.int64), none, none, np.zeros(0), none)
 
 
-def find_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0, added_from: int | None = None) -> Holes:
+def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None = None) -> Holes:
     """Every hole of a consistently oriented manifold patch on welded vertices, with the triangles that
-    close it: the least-area surface spanning the rim, or with ``bulge`` > 0 a fan from an apex lifted off
-    the rim's plane by that fraction of the rim radius, outwards (along the patch's orientation).
+    close it: the least-area surface spanning the rim.
 
     Faces from ``added_from`` on were added to the patch and may touch it at vertices only (``_loops``).
     Caps never reuse an edge the patch already has, nor share a chord with another cap (such rims, and any
@@ -213,21 +208,18 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0, adde
     weight = np.bincount(loop, length, count)
     centre = _sums(loop, length[:, None] * (a + b) / 2, count) / weight[:, None]
     rim_normal = _unit(_sums(loop, 0.5 * np.cross(b - centre[loop], a - centre[loop]), count))
-    radius = np.bincount(loop, length * np.linalg.norm((a + b) / 2 - centre[loop], axis=1), count) / weight
-    apex = centre + bulge * radius[:, None] * rim_normal
     triangulated: dict[int, np.ndarray] = {}
-    if bulge <= 0:
-        n = len(vertices)
-        known = _edge_keys(faces, n)
-        for i in np.flatnonzero(size > 3):
-            polygon = ring[rim_start[i]:rim_start[i + 1]][::-1]  # the cap runs against the rim
-            triangles = _triangulate(vertices, polygon, known, n)
-            if triangles is not None:
-                triangulated[int(i)] = polygon[triangles]
-    cap, cap_size = _caps(ring, rim_start, size, triangulated, fans=bulge > 0)
+    n = len(vertices)
+    known = _edge_keys(faces, n)
+    for i in np.flatnonzero(size > 3):
+        polygon = ring[rim_start[i]:rim_start[i + 1]][::-1]  # the cap runs against the rim
+        triangles = _triangulate(vertices, polygon, known, n)
+        if triangles is not None:
+            triangulated[int(i)] = polygon[triangles]
+    cap, cap_size = _caps(ring, rim_start, size, triangulated, fans=False)
     if triangulated and not _all_new(cap, len(vertices)):  # two rims sharing a chord: fans never clash
         cap, cap_size = _caps(ring, rim_start, size, {}, fans=True)
-    holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], apex, rim_normal, np.zeros(count), centre)
+    holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], centre, rim_normal, np.zeros(count), centre)
     tri = holes.cap_points(vertices)
     vector = _sums(holes.cap_hole, 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), count)
     holes.area = np.linalg.norm(vector, axis=1)
@@ -269,60 +261,18 @@ def _caps(ring, rim_start, size, triangulated: dict, fans: bool) -> tuple[np.nda
     return cap, cap_size
 
 
-def close_holes(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
-                offsets: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def close_holes(vertices: np.ndarray, faces: np.ndarray, holes: Holes) -> tuple[np.ndarray, np.ndarray]:
     """The patch with every hole closed: ``(vertices, faces)``, the patch's own vertices and faces first
-    and unchanged, new vertices and faces after them.
-
-    ``offsets[i]`` (a vector) extrudes hole i's cap: the cap is moved by the vector and joined to the rim
-    by a band of side walls, so a hole becomes a prism reaching out of the part (a vector along the cap's
-    normal: the part continues into hidden space) or into it (against the normal: a pocket).
-    """
-    offsets = {int(i): np.asarray(v, np.float64) for i, v in (offsets or {}).items() if np.any(v)}
+    and unchanged, then one new vertex per fan cap (its apex) and the cap faces."""
     if len(holes) == 0:
         return vertices, faces
     hole_of = holes.cap_hole
-    moved = np.zeros(len(holes), bool)
-    moved[list(offsets)] = True
-    # Holes kept flat: their caps as they are, plus one new vertex for each whose cap is a fan.
-    keep = ~moved[hole_of]
-    flat_cap, flat_hole = holes.cap[keep], hole_of[keep]
+    cap = holes.cap
     uses_apex = np.zeros(len(holes), bool)
-    uses_apex[flat_hole[(flat_cap == APEX).any(axis=1)]] = True
+    uses_apex[hole_of[(cap == APEX).any(axis=1)]] = True
     apex_index = len(vertices) + np.cumsum(uses_apex) - 1
-    flat_cap = np.where(flat_cap == APEX, apex_index[flat_hole][:, None], flat_cap)
-    out_vertices, out_faces = [vertices, holes.apex[uses_apex]], [faces, flat_cap]
-    count = len(vertices) + int(uses_apex.sum())
-    for i in sorted(offsets):
-        offset = offsets[i]
-        rim = holes.loop(i)
-        ring = count + np.arange(len(rim))  # the rim moved by the offset
-        out_vertices.append(vertices[rim] + offset)
-        count += len(rim)
-        a, b, a2, b2 = rim, np.roll(rim, -1), ring, np.roll(ring, -1)
-        out_faces.append(np.concatenate([np.stack([b, a, a2], 1), np.stack([b, a2, b2], 1)]))
-        cap = holes.cap_of(i)
-        position = np.full(int(rim.max()) + 1, -1, np.int64)
-        position[rim] = ring
-        cap = np.where(cap == APEX, count, position[np.maximum(cap, 0)])
-        if (holes.cap_of(i) == APEX).any():
-            out_vertices.append((holes.apex[i] + offset)[None])
-            count += 1
-        out_faces.append(cap)
-    return np.concatenate(out_vertices), np.concatenate(out_faces)
-
-
-def cap_holes(vertices: np.ndarray, faces: np.ndarray, bulge: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Vertices and faces with every hole closed; the input faces come first, unchanged.
-
-    Returns ``(vertices, faces, holes)``: new vertices (fan apexes) are appended after ``vertices`` and the
-    cap faces after ``faces``. ``faces`` must be a consistently oriented manifold patch on welded vertices.
-    ``bulge`` > 0 closes each hole with a fan whose apex is lifted off the rim's plane by that fraction of
-    the rim radius, outwards (along the patch's orientation); 0 spans each rim by its least-area surface.
-    """
-    holes = find_holes(vertices, faces, bulge)
-    out_vertices, out_faces = close_holes(vertices, faces, holes)
-    return out_vertices, out_faces, len(holes)
+    cap = np.where(cap == APEX, apex_index[hole_of][:, None], cap)
+    return np.concatenate([vertices, holes.apex[uses_apex]]), np.concatenate([faces, cap])
 
 
 def _edge_keys(faces: np.ndarray, n: int, directed: bool = False) -> np.ndarray:
