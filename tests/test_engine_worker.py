@@ -131,6 +131,8 @@ def test_engines_listing(client):
         pass
     assert event["completion"]["hull"]["available"] is True
     assert "holopart" in event["completion"]
+    steps = {s["name"]: s for s in event["completion"]["holopart"]["settings"]}["steps"]
+    assert (steps["default"], steps["minimum"], steps["maximum"]) == (50, 1, 1000) and steps["help"]
 
 
 def _malformed(folder, meta=None, **arrays):

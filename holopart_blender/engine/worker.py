@@ -133,7 +133,8 @@ class Worker:
                     ok, reason = cls.availability()
                     out[name] = {"available": ok, "reason": reason, "description": cls.description,
                                  "settings": [{"name": s.name, "type": s.type.__name__, "default": s.default,
-                                               "help": s.help, "choices": list(s.choices) if s.choices else None}
+                                               "help": s.help, "choices": list(s.choices) if s.choices else None,
+                                               "minimum": s.minimum, "maximum": s.maximum}
                                               for s in cls.settings_spec]}
                 except Exception as exc:  # noqa: BLE001 - an engine that cannot import is reported, not fatal
                     out[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
