@@ -17,6 +17,7 @@ import numpy as np
 from .errors import InputError
 
 UNASSIGNED = -1
+MAX_COORDINATE = 1e30  # results are 32-bit floats (Blender, GLB); this also keeps squared extents finite
 
 
 @dataclass
@@ -61,6 +62,10 @@ class Mesh:
             raise InputError(f"mesh '{self.name}' has face indices outside its {len(self.vertices)} vertices",
                              "the file is corrupt; re-export it")
         finite_vertex = np.isfinite(self.vertices).all(axis=1)
+        largest = float(np.abs(self.vertices[finite_vertex]).max(initial=0.0))
+        if largest > MAX_COORDINATE:
+            raise InputError(f"mesh '{self.name}' has a coordinate of {largest:.3g}, beyond the {MAX_COORDINATE:.0e} "
+                             "the engines and 32-bit mesh formats can handle", "scale the mesh down (apply a smaller scale)")
         a, b, c = self.faces[:, 0], self.faces[:, 1], self.faces[:, 2]
         finite = finite_vertex[a] & finite_vertex[b] & finite_vertex[c]
         v = np.where(finite_vertex[:, None], self.vertices, 0.0)
@@ -119,6 +124,10 @@ class PartJob:
         if labels.size and not np.issubdtype(labels.dtype, np.integer):
             if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
                 raise InputError("face labels must be integers", "save the labels as an integer .npy array")
+        info = np.iinfo(np.int32)
+        if labels.size and (labels.max() > info.max or labels.min() < info.min):
+            raise InputError(f"face labels run from {labels.min()} to {labels.max()}, beyond 32-bit integers",
+                             f"renumber the labels (0 to {info.max}, -1 for none)")
         self.face_labels = np.ascontiguousarray(labels, dtype=np.int32)
         if self.face_labels.size and self.face_labels.min() < UNASSIGNED:
             raise InputError("face labels below -1 are not allowed", "use -1 for faces that belong to no part")

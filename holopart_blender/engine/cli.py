@@ -3,6 +3,7 @@
     python -m holopart_blender.engine.cli complete chair.glb --out chair_parts.glb
     python -m holopart_blender.engine.cli complete scan.ply --labels scan_labels.npy --engine geometric
     python -m holopart_blender.engine.cli segment scan.ply --out scan_labels.npy
+    python -m holopart_blender.engine.cli segment scan.ply --seeds scan_seeds.npy --out scan_labels.npy
     python -m holopart_blender.engine.cli amodal models/ --out results/ --seed 7 --set steps=30
     python -m holopart_blender.engine.cli engines
 
@@ -10,12 +11,16 @@ INPUT is a mesh file or a folder of them (not recursive). A GLB/GLTF scene with 
 segment per mesh (the official HoloPart input); a mesh plus ``--labels`` (or, in folder mode, a ``STEM.npy``
 beside each mesh) gives one integer label per face (-1 = none). Results: a GLB with one node per part plus a
 ``.parts.json`` with each part's metadata; ``segment`` writes the labels as ``.npy`` and the segments as GLB.
+A ``--out`` in a one-mesh format (.ply .stl .off) gets one file per part, ``STEM_PARTNAME.ply``; the line printed
+for each input names every file written. Outputs are checked before any work: one that would overwrite an
+input, lies under a file, is not writable or has too long a name is refused and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +31,7 @@ from ..wire.request import JobRequest
 from .api import EngineSession
 from .engines import COMPLETION_ENGINES, SEGMENTATION_ENGINES, completion_engine, segmentation_engine
 from ..core.errors import EngineError, InputError
-from .meshfiles import MESH_SUFFIXES, load_job, write_parts
+from .meshfiles import MESH_SUFFIXES, load_job, parts_targets, write_parts
 from ..core.partjob import CompletedPart, PartJob
 from ..core.progress import Progress
 
@@ -66,6 +71,65 @@ def parse_settings(pairs: list[str], seed: int | None) -> dict:
     return out
 
 
+def parse_parts(text: str | None) -> list[int] | None:
+    """``--parts``: comma-separated integer labels, or None for all."""
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise InputError(f"--parts takes comma-separated integer labels, got {text!r}", "for example --parts 0,2,3") from None
+
+
+def check_outputs(targets: list[Path], inputs: list[Path]) -> None:
+    """Refuse, before any work, outputs that would overwrite an input or cannot be written."""
+    sources = {p.resolve() for p in inputs}
+    for target in targets:
+        if target.resolve() in sources:
+            raise InputError(f"the output {target} is also an input; it would be overwritten", "choose another --out")
+        if target.is_dir():
+            raise InputError(f"the output {target} is a folder", "give a file name, or a folder for STEM_COMMAND files")
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"cannot write {target}: {folder} is a file, not a folder", "choose another --out")
+        if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+            raise InputError(f"cannot write {target}: no permission to write in {folder}", "choose another --out")
+
+
+def load_seeds(path: str | Path) -> np.ndarray:
+    """``--seeds``: a ``.npy`` of one integer per face, a part label on the faces the artist marked, -1 elsewhere."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise InputError(f"the seed file {path.name} is not a .npy file", "save the seeds with numpy.save")
+    try:
+        seeds = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"no such seed file: {path}", "check the path") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot read seeds from {path.name}: {str(exc).splitlines()[0]}",
+                         "save the seeds with numpy.save as an integer array") from None
+    if not isinstance(seeds, np.ndarray) or not np.issubdtype(seeds.dtype, np.integer):
+        raise InputError(f"the seeds in {path.name} are {getattr(seeds, 'dtype', type(seeds))}, not integers",
+                         "save one integer per face: a part label, or -1 for unmarked faces")
+    if seeds.ndim != 1:
+        raise InputError(f"the seeds in {path.name} have shape {seeds.shape}, not one value per face",
+                         "save a one-dimensional array, one integer per face")
+    if seeds.size and seeds.min() < -1:
+        raise InputError(f"the seeds in {path.name} hold labels below -1 ({int(seeds.min())})",
+                         "use -1 for unmarked faces and labels 0 and up for parts")
+    return seeds.astype(np.int32)
+
+
+def check_seeds(seeds: np.ndarray, num_faces: int, name: str) -> np.ndarray:
+    """The seeds, when there is one per face of the mesh (in the mesh file's face order)."""
+    if len(seeds) != num_faces:
+        raise InputError(f"the seed array has {len(seeds)} values but {name} has {num_faces} faces",
+                         "give one integer per face of the mesh file, in its face order")
+    return seeds
+
+
 def _inputs(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
@@ -77,10 +141,10 @@ def _inputs(path: Path) -> list[Path]:
     return [path]
 
 
-def _job_for(path: Path, labels: Path | None, folder_mode: bool) -> PartJob:
+def _labels_for(path: Path, labels: Path | None, folder_mode: bool) -> Path | None:
     if labels is None and folder_mode and path.with_suffix(".npy").is_file():
-        labels = path.with_suffix(".npy")
-    return load_job(path, labels)
+        return path.with_suffix(".npy")
+    return labels
 
 
 def _output_for(args, path: Path, folder_mode: bool, suffix: str) -> Path:
@@ -108,30 +172,42 @@ def run(args) -> int:
     if args.labels and folder_mode:
         raise InputError("--labels takes one file and so works with one input mesh",
                          "in folder mode put STEM.npy beside each STEM mesh")
+    seeds = load_seeds(args.seeds) if getattr(args, "seeds", None) else None
+    if seeds is not None:
+        if folder_mode or args.labels:
+            raise InputError("--seeds takes one input mesh and no --labels", "give one mesh file and its seeds")
+        if args.segmenter not in ("auto", "seeded"):
+            raise InputError(f"--seeds needs the seeded segmenter, not {args.segmenter}", "leave out --segmenter")
+        args.segmenter = "seeded"
     request = JobRequest(args.command, args.engine, parse_settings(args.set, args.seed),
                          args.segmenter, parse_settings(args.segment_set, args.seed if args.command != "complete" else None),
-                         [int(x) for x in args.parts.split(",")] if args.parts else None)
+                         parse_parts(args.parts))
     failures = 0
     for path in files:
         bar = ProgressBar(path.name)
         try:
-            job = _job_for(path, Path(args.labels) if args.labels else None, folder_mode)
+            labels = _labels_for(path, Path(args.labels) if args.labels else None, folder_mode)
+            out = _output_for(args, path, folder_mode, ".npy" if args.command == "segment" else ".glb")
+            planned = ([out, *parts_targets(out.with_suffix(".glb"), [])] if args.command == "segment"
+                       else [out, *parts_targets(out, [])])
+            check_outputs(planned, [path] + ([labels] if labels else []))
+            job = load_job(path, labels)
+            if seeds is not None:  # the seeded engine takes the job's labels as its seeds
+                job = PartJob(job.mesh, check_seeds(seeds, job.mesh.num_faces, path.name))
             result = session.run(job, request, Progress(None if args.quiet else bar))
             bar.close()
             if args.command == "segment":
-                out = _output_for(args, path, folder_mode, ".npy")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 np.save(out, result.face_labels)
                 segments = _segments_as_parts(PartJob(job.mesh, result.face_labels))
-                write_parts(out.with_suffix(".glb"), segments, {"source": path.name})
-                print(f"{path.name}: {len(segments)} parts -> {out}")
+                written = [out, *write_parts(out.with_suffix(".glb"), segments, {"source": path.name})]
+                print(f"{path.name}: {len(segments)} parts -> {', '.join(map(str, written))}")
             else:
-                out = _output_for(args, path, folder_mode, ".glb")
-                write_parts(out, result.parts, {"source": path.name, "engine": result.engine,
-                                                "segmentation_engine": result.segmentation_engine,
-                                                "timings": result.timings, "warnings": result.warnings})
+                written = write_parts(out, result.parts, {"source": path.name, "engine": result.engine,
+                                                          "segmentation_engine": result.segmentation_engine,
+                                                          "timings": result.timings, "warnings": result.warnings})
                 print(f"{path.name}: {len(result.parts)} parts by {result.engine} in "
-                      f"{result.timings.get('total', 0):.2f} s -> {out}")
+                      f"{result.timings.get('total', 0):.2f} s -> {', '.join(map(str, written))}")
             for warning in result.warnings:
                 print(f"  warning: {warning}", file=sys.stderr)
         except EngineError as exc:
@@ -192,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--set", action="append", metavar="NAME=VALUE", help="a completion engine setting (repeatable)")
         if name != "amodal":
             sub.add_argument("--labels", help="a .npy file with one integer part label per face (-1 = none)")
+        if name == "segment":
+            sub.add_argument("--seeds", help="a .npy with one integer per face: the part label on the faces you "
+                             "marked, -1 elsewhere; grows them with the seeded segmenter")
         if name == "complete":
             sub.add_argument("--parts", help="comma-separated labels to complete (default: all)")
         if name != "complete":

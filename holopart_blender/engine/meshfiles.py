@@ -24,6 +24,8 @@ from ..core.partjob import CompletedPart, Mesh, PartJob
 
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 SEGMENT_SCENE_SUFFIXES = (".glb", ".gltf")
+SCENE_OUTPUT_SUFFIXES = (".glb", ".gltf", ".obj")  # one file with one node per part
+SINGLE_OUTPUT_SUFFIXES = (".ply", ".stl", ".off")  # one file per part
 
 
 def _load_scene(path: Path) -> trimesh.Scene:
@@ -93,15 +95,25 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
 
 
 def load_labels(path: str | os.PathLike) -> np.ndarray:
-    """A face-label array from a ``.npy`` file (pickled object arrays are refused)."""
+    """A face-label array from a ``.npy`` file; anything but a numeric ``.npy`` array raises InputError.
+
+    The file is memory-mapped first, so a header that claims more data than the file holds is refused
+    without allocating it.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{'not a file' if path.exists() else 'no such label file'}: {path}", "check the path")
     try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"no such label file: {path}", "check the path") from None
-    except ValueError as exc:
-        raise InputError(f"cannot read labels from {path.name}: {exc}", "save labels with numpy.save as integers") from exc
-    return np.asarray(array).reshape(-1) if np.asarray(array).ndim == 2 and 1 in array.shape else array
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(array, np.ndarray):
+            raise ValueError("it is an .npz archive, not one .npy array")
+        if array.dtype.kind not in "iuf":
+            raise ValueError(f"it holds {array.dtype} values, not numbers")
+        array = np.array(array)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"cannot read labels from {path.name}: {exc}",
+                         "save labels with numpy.save as integers") from None
+    return array.reshape(-1) if array.ndim == 2 and 1 in array.shape else array
 
 
 def safe_name(name: str, fallback: str = "part") -> str:
@@ -123,27 +135,56 @@ def parts_scene(parts: list[CompletedPart]) -> trimesh.Scene:
     return scene
 
 
-def write_parts(path: str | os.PathLike, parts: list[CompletedPart], metadata: dict | None = None) -> list[Path]:
-    """Write completed parts: one node per part in a GLB/GLTF/OBJ, or one PLY/STL file per part.
+def name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system under ``folder`` takes (255 where it cannot say)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
 
-    A sidecar ``<stem>.parts.json`` holds each part's metadata (engine, settings, timings, ...).
-    Returns the files written.
+
+def parts_targets(path: str | os.PathLike, parts: list[CompletedPart]) -> list[Path]:
+    """The files ``write_parts`` writes for ``parts`` at ``path``, the ``.parts.json`` sidecar last.
+
+    Raises InputError for a format it cannot write or a name too long for the file system.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    if suffix in (".glb", ".gltf", ".obj"):
-        parts_scene(parts).export(str(path))
-        written.append(path)
-    elif suffix in (".ply", ".stl", ".off"):
+    if suffix in SCENE_OUTPUT_SUFFIXES:
+        targets = [path]
+    elif suffix in SINGLE_OUTPUT_SUFFIXES:
+        targets, used = [], set()
         for part in parts:
-            target = path.with_name(f"{path.stem}_{safe_name(part.name)}{suffix}")
-            trimesh.Trimesh(part.vertices, part.faces, process=False).export(str(target))
-            written.append(target)
+            name = f"{path.stem}_{safe_name(part.name)}"
+            while name in used:
+                name += "_"
+            used.add(name)
+            targets.append(path.with_name(name + path.suffix))
     else:
         raise InputError(f"cannot write '{suffix}' files", "write .glb, .gltf, .obj, .ply, .stl or .off")
-    sidecar = path.with_name(path.stem + ".parts.json")
-    sidecar.write_text(json.dumps({**(metadata or {}), "parts": [p.metadata() for p in parts]}, indent=1))
-    written.append(sidecar)
-    return written
+    targets.append(path.with_name(path.stem + ".parts.json"))
+    limit = name_max(path.parent)
+    for target in targets:
+        if len(os.fsencode(target.name)) > limit:
+            raise InputError(f"the output name {target.name[:40]}... is longer than the {limit} bytes a file name "
+                             "may have here", "choose a shorter output name with --out")
+    return targets
+
+
+def write_parts(path: str | os.PathLike, parts: list[CompletedPart], metadata: dict | None = None) -> list[Path]:
+    """Write completed parts: one node per part in a GLB/GLTF/OBJ, or one PLY/STL/OFF file per part.
+
+    A sidecar ``<stem>.parts.json`` holds each part's metadata (engine, settings, timings, ...).
+    Returns the files written (``parts_targets``).
+    """
+    targets = parts_targets(path, parts)
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    if Path(path).suffix.lower() in SCENE_OUTPUT_SUFFIXES:
+        parts_scene(parts).export(str(targets[0]))
+    else:
+        for part, target in zip(parts, targets):
+            trimesh.Trimesh(part.vertices, part.faces, process=False).export(str(target))
+    targets[-1].write_text(json.dumps({**(metadata or {}), "parts": [p.metadata() for p in parts]}, indent=1))
+    return targets
