@@ -133,6 +133,8 @@ def test_engines_listing(client):
     assert "holopart" in event["completion"]
     steps = {s["name"]: s for s in event["completion"]["holopart"]["settings"]}["steps"]
     assert (steps["default"], steps["minimum"], steps["maximum"]) == (50, 1, 1000) and steps["help"]
+    assert event["auto_completion"] == ["holopart", "geometric"]
+    assert event["segmentation"]["seeded"]["uses_seeds"] and not event["segmentation"]["auto"]["uses_seeds"]
 
 
 def _malformed(folder, meta=None, **arrays):

@@ -3,8 +3,11 @@
 It reads protocol messages (``protocol``) from stdin and writes them to stdout, one JSON object per line,
 and runs one job at a time from a job folder (``jobfolder``). Engines stay loaded between jobs, so a model is
 loaded once. While a job runs, the latest progress is re-sent several times a second even when the engine is
-inside one long step, so a client can tell a busy worker from a hung one. A ``cancel`` is honoured at the
-engine's next progress call; the worker stays alive. Failures come back as ``error`` messages with a kind,
+inside one long step, and a ``heartbeat`` goes out every second from a thread of its own, busy or idle, so a
+client can tell a busy worker from a hung one. A ``cancel`` is honoured at any point after the job was sent:
+a queued job is answered ``cancelled`` without running, a running one at the engine's next progress call;
+the worker stays alive. SIGINT is ignored (Ctrl+C in a terminal reaches the whole process group; the client
+decides when the worker stops). Failures come back as ``error`` messages with a kind,
 a message and a hint. Anything else written to stdout (by a library) is redirected to stderr so it cannot
 corrupt the protocol. The worker opens no network port.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -21,19 +25,24 @@ import traceback
 
 from ..wire import protocol
 
-HEARTBEAT_SECONDS = 0.2
+HEARTBEAT_SECONDS = 0.2  # progress re-sent this often while a job runs
+ALIVE_SECONDS = 1.0  # a heartbeat message this often, always
 
 
 class Worker:
     def __init__(self, out, heartbeat: float = HEARTBEAT_SECONDS):
-        from .api import EngineSession
-
         self._out = out
         self._lock = threading.Lock()
+        threading.Thread(target=self._alive, daemon=True).start()  # before the slow imports below
+        from .api import EngineSession
+
         self._inbox: queue.Queue = queue.Queue()
         self._session = EngineSession()
         self._heartbeat = heartbeat
+        self._jobs_lock = threading.Lock()  # guards _current, _queued and _cancelled between the two threads
         self._current: str | None = None
+        self._queued: set[str] = set()  # jobs received, not yet started
+        self._cancelled: set[str] = set()  # queued jobs cancelled before they started
         self._cancel = threading.Event()
         self._last_progress: dict | None = None
         self._last_sent = 0.0
@@ -43,6 +52,11 @@ class Worker:
         with self._lock:
             self._out.write(data)
             self._out.flush()
+
+    def _alive(self) -> None:
+        while True:
+            time.sleep(ALIVE_SECONDS)
+            self.send("heartbeat")
 
     # -- input ---------------------------------------------------------------------------------------------
     def read_stdin(self, stdin) -> None:
@@ -56,9 +70,15 @@ class Worker:
                 self.send("error", id=None, kind="protocol", message=str(exc), hint="update the extension and engine together")
                 continue
             if message["type"] == "cancel":
-                if message.get("id") is not None and message.get("id") == self._current:
-                    self._cancel.set()
+                with self._jobs_lock:
+                    if message.get("id") is not None and message.get("id") == self._current:
+                        self._cancel.set()
+                    elif message.get("id") in self._queued:
+                        self._cancelled.add(message["id"])
                 continue
+            if message["type"] == "job" and isinstance(message.get("id"), str):
+                with self._jobs_lock:
+                    self._queued.add(message["id"])
             self._inbox.put(message)
             if message["type"] == "shutdown":
                 return
@@ -88,14 +108,21 @@ class Worker:
         if not isinstance(job_id, str) or not isinstance(folder, str):
             self.send("error", id=job_id, kind="protocol", message="a job message needs a string id and folder", hint="")
             return
-        self._current, self._last_progress = job_id, None
-        self._cancel.clear()
+        with self._jobs_lock:
+            self._queued.discard(job_id)
+            self._current, self._last_progress = job_id, None
+            self._cancel.clear()
+            if job_id in self._cancelled:
+                self._cancelled.discard(job_id)
+                self._cancel.set()
         self.send("accepted", id=job_id)
         stop = threading.Event()
         beat = threading.Thread(target=self._beat, args=(job_id, stop), daemon=True)
         beat.start()
         t0 = time.perf_counter()
         try:
+            if self._cancel.is_set():
+                raise Cancelled()
             job, request = read_job(folder)
             self._on_progress("load", 0.0, f"{job.mesh.num_faces} faces")
             result = self._session.run(job, request, Progress(self._on_progress, self._cancel))
@@ -120,10 +147,12 @@ class Worker:
         finally:
             stop.set()
             beat.join()
-            self._current = None
+            with self._jobs_lock:
+                self._current = None
 
     def engines(self) -> None:
-        from .engines import COMPLETION_ENGINES, SEGMENTATION_ENGINES, completion_engine, segmentation_engine
+        from .engines import (AUTO_COMPLETION_ORDER, COMPLETION_ENGINES, SEGMENTATION_ENGINES, completion_engine,
+                              segmentation_engine)
 
         def describe(table, load):
             out = {}
@@ -132,6 +161,7 @@ class Worker:
                     cls = load(name)
                     ok, reason = cls.availability()
                     out[name] = {"available": ok, "reason": reason, "description": cls.description,
+                                 "uses_seeds": getattr(cls, "uses_seeds", False),
                                  "settings": [{"name": s.name, "type": s.type.__name__, "default": s.default,
                                                "help": s.help, "choices": list(s.choices) if s.choices else None,
                                                "minimum": s.minimum, "maximum": s.maximum}
@@ -141,7 +171,8 @@ class Worker:
             return out
 
         self.send("engines", completion=describe(COMPLETION_ENGINES, completion_engine),
-                  segmentation=describe(SEGMENTATION_ENGINES, segmentation_engine), loaded=self._session.loaded())
+                  segmentation=describe(SEGMENTATION_ENGINES, segmentation_engine),
+                  auto_completion=list(AUTO_COMPLETION_ORDER), loaded=self._session.loaded())
 
     def serve(self, stdin) -> int:
         # hello goes first: the reader thread may answer a bad line with an error as soon as it starts.
@@ -174,6 +205,7 @@ def main(argv=None) -> None:
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS,
                         help="seconds between repeated progress messages while a job runs")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray output (C libraries included) goes to stderr
     sys.stdout = sys.stderr
