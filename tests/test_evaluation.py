@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from holopart_blender.engine import meshfiles
 from devtools.evaluation import metrics, run
-from devtools.evaluation.sampling import sample_surface
+from devtools.evaluation.sampling import seeded_samples
 from devtools.evaluation.tasks import _load_object, build_remesh_task, build_task
 
 
@@ -42,8 +42,8 @@ def test_identical_meshes_score_perfectly():
 def test_a_shifted_sheet_scores_its_shift():
     grid = trimesh.creation.box(extents=[1.6, 1.6, 1e-9])  # a flat square, both sides
     shifted = grid.vertices + [0.0, 0.0, 0.05]
-    scores = metrics.surface_scores(sample_surface(shifted, grid.faces, 50000, 0)[0],
-                                    sample_surface(grid.vertices, grid.faces, 50000, 0)[0])
+    scores = metrics.surface_scores(seeded_samples(shifted, grid.faces, 50000, 0)[0],
+                                    seeded_samples(grid.vertices, grid.faces, 50000, 0)[0])
     assert scores["chamfer"] == pytest.approx(0.05, rel=0.05)
     # 0.05 is 1.6 voxels of the 64^3 grid: the occupied layers barely overlap.
     assert scores["iou"] < 0.5

@@ -30,8 +30,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from holopart_blender.engine.geometry.topology import face_areas
-from .sampling import sample_surface
+from holopart_blender.core.meshmath import compact_labels, face_areas
+from .sampling import seeded_samples
 
 VOXELS = 64
 HIDDEN_MARGIN = 0.02
@@ -118,7 +118,7 @@ def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vert
     An empty result scores ``success`` False and NaN elsewhere (means over parts then skip it; the success
     rate counts it).
     """
-    truth, _ = sample_surface(truth_vertices, truth_faces, samples, seed)
+    truth, _ = seeded_samples(truth_vertices, truth_faces, samples, seed)
     if len(result_faces) == 0:
         nan = {k: np.nan for k in ("chamfer", "iou", "fscore", "hidden_recall", "hidden_precision",
                                    "hidden_stray", "hidden_overlap", "clear_hidden_recall", "part_chamfer",
@@ -126,8 +126,8 @@ def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vert
         return {"success": False, **nan}
     # One seed for every mesh: identical meshes give identical samples, so the unchanged segment scores a
     # hidden recall of exactly 0 and a copy of the truth a Chamfer distance of exactly 0.
-    result, _ = sample_surface(result_vertices, result_faces, samples, seed)
-    visible, _ = sample_surface(visible_vertices, visible_faces, samples, seed)
+    result, _ = seeded_samples(result_vertices, result_faces, samples, seed)
+    visible, _ = seeded_samples(visible_vertices, visible_faces, samples, seed)
     to_truth, to_result = nearest_distance(result, truth), nearest_distance(truth, result)
     # Only "farther than the margin from the visible input" matters: a bounded (fast) search.
     truth_hidden = nearest_distance(truth, visible, HIDDEN_MARGIN * 1.001) > HIDDEN_MARGIN
@@ -152,7 +152,7 @@ def solid_voxels(vertices: np.ndarray, faces: np.ndarray, voxels: int = PENETRAT
     cell_area = (2.0 / voxels) ** 2
     area = float(face_areas(np.asarray(vertices, np.float64), np.asarray(faces, np.int64)).sum())
     count = int(min(SOLID_MAX_SAMPLES, max(200_000, SOLID_DENSITY * area / cell_area)))
-    points, _ = sample_surface(vertices, faces, count, seed=3)
+    points, _ = seeded_samples(vertices, faces, count, seed=3)
     grid = np.zeros((voxels,) * 3, bool)
     grid[tuple(cells(points, voxels).T)] = True
     return ndimage.binary_fill_holes(grid) & ~grid
@@ -183,8 +183,8 @@ def segmentation_miou(predicted: np.ndarray, truth: np.ndarray, face_area: np.nd
     area = np.asarray(face_area, np.float64).reshape(-1)
     keep = truth >= 0
     predicted, truth, area = predicted[keep], truth[keep], area[keep]
-    pred_ids, pred_inv = np.unique(predicted, return_inverse=True)
-    true_ids, true_inv = np.unique(truth, return_inverse=True)
+    pred_ids, pred_inv = compact_labels(predicted)
+    true_ids, true_inv = compact_labels(truth)
     inter = np.zeros((len(true_ids), len(pred_ids)))
     np.add.at(inter, (true_inv, pred_inv), area)
     true_area = inter.sum(axis=1)

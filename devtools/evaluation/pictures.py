@@ -13,7 +13,9 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .sampling import sample_surface
+from holopart_blender.core.meshmath import TOL, face_areas, triangle_cross, unit
+
+from .sampling import seeded_samples
 
 PALETTE = np.array([
     (230, 97, 74), (74, 144, 226), (126, 200, 80), (240, 190, 60), (160, 110, 220), (60, 200, 190),
@@ -47,15 +49,15 @@ def render_parts(parts: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarray
     image = np.ones((size, size, 3))
     depth = np.full((size, size), -np.inf)
     camera = _camera()
-    total_area = [max(_area(v, f), 1e-12) for v, f in parts]
+    total_area = [max(float(face_areas(np.asarray(v, np.float64), np.asarray(f)).sum()), TOL.relative)
+                  for v, f in parts]
     for index, (vertices, faces) in enumerate(parts):
         if len(faces) == 0:
             continue
         count = max(2000, int(points * total_area[index] / sum(total_area)))
-        samples, face = sample_surface(vertices, faces, count, seed=index)
+        samples, face = seeded_samples(vertices, faces, count, seed=index)
         tri = np.asarray(vertices, np.float64)[np.asarray(faces)[face]]
-        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-30)
+        normal = unit(triangle_cross(tri))
         shade = 0.35 + 0.65 * np.abs(normal @ LIGHT)
         colour = PALETTE[index % len(PALETTE)] * shade[:, None]
         screen = (samples + offsets[index]) @ camera.T
@@ -72,12 +74,6 @@ def render_parts(parts: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarray
             image[y[nearer], x[nearer]] = c[nearer]
     return Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
 
-
-def _area(vertices, faces) -> float:
-    if len(faces) == 0:
-        return 0.0
-    tri = np.asarray(vertices, np.float64)[np.asarray(faces)]
-    return float(0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum())
 
 
 def side_by_side(panels: list[tuple[str, list[tuple[np.ndarray, np.ndarray]]]], path: str | os.PathLike,

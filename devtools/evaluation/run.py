@@ -33,7 +33,7 @@ from holopart_blender.engine.api import EngineSession
 from holopart_blender.wire.request import JobRequest
 from holopart_blender.engine.cli import ProgressBar, parse_settings
 from holopart_blender.core.errors import EngineError
-from holopart_blender.engine.geometry.topology import face_areas
+from holopart_blender.core.meshmath import TOL, face_areas
 from holopart_blender.engine.meshfiles import safe_name
 from holopart_blender.core.partjob import PartJob
 from holopart_blender.core.progress import Progress
@@ -77,7 +77,7 @@ def run_engine(task: Task, engine: str, settings: dict, session: EngineSession, 
         for predicted, part in by_label.items():
             mine = result.face_labels == predicted
             inter = area[truth & mine].sum()
-            iou = inter / max(area[truth | mine].sum(), 1e-300)
+            iou = inter / max(area[truth | mine].sum(), TOL.tiny)
             if iou > best_iou:
                 best, best_iou = part, iou
         if best is not None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from holopart_blender.engine.geometry import sampling
-from holopart_blender.engine.geometry.topology import face_areas
+from holopart_blender.core.meshmath import face_areas
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0
+def seeded_samples(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` points uniform over the surface area, and the face each came from.
+    """``count`` points uniform over the surface area, and the face each came from: the engine's
+    ``sample_surface`` with a generator made from ``seed``.
 
     Deterministic for a given mesh, count and seed. A mesh with no area gives its vertices' mean ``count``
     times (a point, not nothing, so distances stay defined).

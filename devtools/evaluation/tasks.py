@@ -31,6 +31,7 @@ from scipy.spatial import cKDTree
 from skimage import measure
 
 from holopart_blender.core.errors import EngineError, InputError
+from holopart_blender.core.meshmath import TOL, triangle_cross
 from holopart_blender.engine.meshfiles import load_job, parts_scene, safe_name
 from holopart_blender.core.partjob import Mesh, PartJob
 
@@ -116,14 +117,14 @@ def visible_faces(vertices: np.ndarray, faces: np.ndarray, views: int = 64,
     intersector = RayMeshIntersector(mesh)
     tri = vertices[faces]
     centres = tri.mean(axis=1)
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = triangle_cross(tri)
     if usable is None:
         usable = np.linalg.norm(normals, axis=1) > 0
     candidates = np.flatnonzero(usable)
     middle = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
     radius = float(np.linalg.norm(vertices - middle, axis=1).max())
-    reach = 2.0 * radius + 1e-3 * max(radius, 1e-12)  # from a face centre to beyond the bounding sphere
-    tolerance = 1e-6 * max(radius, 1e-12)
+    reach = 2.0 * radius + 1e-3 * max(radius, TOL.relative)  # from a face centre to beyond the bounding sphere
+    tolerance = 1e-6 * max(radius, TOL.relative)
     seen = np.zeros(len(faces), bool)
     for direction in fibonacci_directions(views):
         todo = candidates[~seen[candidates]]

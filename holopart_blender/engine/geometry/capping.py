@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.meshmath import TOL, edge_key, triangle_cross, unit
 from .topology import components, edges
 
 
@@ -28,8 +29,8 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     if len(half) == 0:
         return half
     n = int(faces.max()) + 1
-    key = half[:, 0] * n + half[:, 1]
-    reverse = half[:, 1] * n + half[:, 0]
+    key = edge_key(half[:, 0], half[:, 1], n)
+    reverse = edge_key(half[:, 1], half[:, 0], n)
     keys, inverse, counts = np.unique(np.concatenate([key, reverse]), return_inverse=True, return_counts=True)
     forward_count = np.bincount(inverse[: len(key)], minlength=len(keys))
     backward_count = counts - forward_count
@@ -195,7 +196,7 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
     if added_from is not None and added_from < len(faces):
         n = int(faces.max()) + 1
         mine = _edge_keys(faces[added_from:], n, directed=True)
-        added = _contains(mine, rim[:, 0] * n + rim[:, 1])
+        added = _contains(mine, edge_key(rim[:, 0], rim[:, 1], n))
     loop, successor = _loops(rim, added)
     order = _rim_order(loop, successor)
     rim, loop = rim[order], loop[order]
@@ -204,10 +205,10 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
     rim_start = np.r_[0, np.cumsum(size)]
     ring = rim[:, 0]
     a, b = vertices[rim[:, 0]], vertices[rim[:, 1]]
-    length = np.linalg.norm(b - a, axis=1) + 1e-300
+    length = np.linalg.norm(b - a, axis=1) + TOL.tiny
     weight = np.bincount(loop, length, count)
     centre = _sums(loop, length[:, None] * (a + b) / 2, count) / weight[:, None]
-    rim_normal = _unit(_sums(loop, 0.5 * np.cross(b - centre[loop], a - centre[loop]), count))
+    rim_normal = unit(_sums(loop, 0.5 * np.cross(b - centre[loop], a - centre[loop]), count))
     triangulated: dict[int, np.ndarray] = {}
     n = len(vertices)
     known = _edge_keys(faces, n)
@@ -221,19 +222,14 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
         cap, cap_size = _caps(ring, rim_start, size, {}, fans=True)
     holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], centre, rim_normal, np.zeros(count), centre)
     tri = holes.cap_points(vertices)
-    vector = _sums(holes.cap_hole, 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), count)
+    vector = _sums(holes.cap_hole, 0.5 * triangle_cross(tri), count)
     holes.area = np.linalg.norm(vector, axis=1)
-    holes.normal = _unit(vector)
+    holes.normal = unit(vector)
     return holes
 
 
 def _sums(group: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
     return np.stack([np.bincount(group, values[:, k], count) for k in range(values.shape[1])], 1)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norm, out=np.zeros_like(vectors), where=norm > 0)
 
 
 def _caps(ring, rim_start, size, triangulated: dict, fans: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -276,11 +272,9 @@ def close_holes(vertices: np.ndarray, faces: np.ndarray, holes: Holes) -> tuple[
 
 
 def _edge_keys(faces: np.ndarray, n: int, directed: bool = False) -> np.ndarray:
-    """Sorted edge keys of ``faces``: undirected, or with ``directed`` a * n + b for each edge (a, b)."""
+    """Sorted edge keys (``edge_key``) of ``faces``: undirected, or directed."""
     half = edges(faces)
-    if directed:
-        return np.unique(half[:, 0] * n + half[:, 1])
-    return np.unique(np.minimum(half[:, 0], half[:, 1]) * n + np.maximum(half[:, 0], half[:, 1]))
+    return np.unique(edge_key(half[:, 0], half[:, 1], n, directed))
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -292,7 +286,7 @@ def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def _all_new(cap_faces: np.ndarray, n: int) -> bool:
     """No directed edge is used twice by the caps (each cap's chords are already new to the patch)."""
     half = edges(cap_faces)
-    directed = half[:, 0] * n + half[:, 1]
+    directed = edge_key(half[:, 0], half[:, 1], n)
     return len(np.unique(directed)) == len(directed)
 
 
@@ -315,7 +309,7 @@ def _triangulate(vertices: np.ndarray, polygon: np.ndarray, known: np.ndarray, n
             return None
         return np.concatenate([first + i, second_index[second]])
     a, b = np.minimum.outer(polygon, polygon), np.maximum.outer(polygon, polygon)
-    return _min_area_triangles(points, _contains(known, a * n + b))
+    return _min_area_triangles(points, _contains(known, edge_key(a, b, n)))
 
 
 def _shortest_chord(points: np.ndarray, polygon: np.ndarray, known: np.ndarray, n: int) -> tuple[int, int]:
@@ -333,8 +327,8 @@ def _shortest_chord(points: np.ndarray, polygon: np.ndarray, known: np.ndarray, 
     along = arc[j] - arc[i]
     shorter = np.minimum(along, perimeter - along)
     chord = np.linalg.norm(points[i] - points[j], axis=1)
-    score = chord / np.maximum(shorter, 1e-300)
-    pair = np.minimum(polygon[i], polygon[j]) * n + np.maximum(polygon[i], polygon[j])
+    score = chord / np.maximum(shorter, TOL.tiny)
+    pair = edge_key(polygon[i], polygon[j], n, directed=False)
     score[_contains(known, pair)] = np.inf
     if not len(score) or not np.isfinite(score.min()):
         return -1, -1

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
+from ...core.meshmath import TOL, edge_key, triangle_cross
 from .capping import Holes, close_holes, find_holes
 from .inside import SurfaceGrid
 from .occupancy import face_samples
@@ -151,7 +152,7 @@ def _fitting(faces: np.ndarray, added: np.ndarray) -> np.ndarray:
     n = int(max(faces.max(), added.max())) + 1
     half = edges(faces)
     mine = edges(added)
-    taken = np.isin(mine[:, 0] * n + mine[:, 1], half[:, 0] * n + half[:, 1])
+    taken = np.isin(edge_key(mine[:, 0], mine[:, 1], n), edge_key(half[:, 0], half[:, 1], n))
     return added[~taken.reshape(len(added), 3).any(axis=1)]
 
 
@@ -186,8 +187,7 @@ def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hul
     if solid is not None and keep.any():
         chosen = np.flatnonzero(keep)
         triangles = vertices[facets[chosen]]
-        area = 0.5 * np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]),
-                                    axis=1).sum()
+        area = 0.5 * np.linalg.norm(triangle_cross(triangles), axis=1).sum()
         points, facet = _lattice(triangles, max(2.0 * solid.size, np.sqrt(area / _FACET_RAYS)))
         inward = -inner.equations[chosen[facet], :3]
         backed = solid.inside(points, inward)
@@ -198,7 +198,7 @@ def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hul
     a, b, c = (vertices[added[:, k]] for k in range(3))
     flip = np.einsum("ij,ij->i", np.cross(b - a, c - a), inner.equations[keep, :3]) < 0
     centre = vertices[np.unique(faces)].mean(axis=0)
-    area = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    area = triangle_cross(corners)
     if np.einsum("ij,ij->", area, corners.mean(axis=1) - centre) < 0:
         flip = ~flip
     added[flip] = added[flip][:, [0, 2, 1]]
@@ -234,11 +234,11 @@ def _on_patch(points: np.ndarray, corners: np.ndarray, distance: float) -> np.nd
     normal = np.cross(b[face] - a[face], c[face] - a[face])
     norm = np.linalg.norm(normal, axis=1)
     p = points[point]
-    height = np.abs(np.einsum("ij,ij->i", normal, p - a[face])) / np.maximum(norm, 1e-300)
+    height = np.abs(np.einsum("ij,ij->i", normal, p - a[face])) / np.maximum(norm, TOL.tiny)
     # Barycentric signs: p projects into the triangle when it lies on the inner side of all three edges.
     inside = np.ones(len(face), bool)
     for u, v in ((a, b), (b, c), (c, a)):
-        inside &= np.einsum("ij,ij->i", np.cross(v[face] - u[face], p - u[face]), normal) >= -1e-12 * norm ** 2
+        inside &= np.einsum("ij,ij->i", np.cross(v[face] - u[face], p - u[face]), normal) >= -TOL.relative * norm ** 2
     hit = (height <= distance) & inside & (norm > 0)
     on[point[hit]] = True
     return on

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.meshmath import triangle_cross
+
 from .occupancy import CellGrid, face_samples
 
 RESOLUTION = 128  # voxels along the object's longest side
@@ -39,7 +41,7 @@ class SurfaceGrid:
     def _build(self) -> None:
         vertices, faces, groups = self._surface
         tri = vertices[faces]
-        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        normal = triangle_cross(tri)
         length = np.linalg.norm(normal, axis=1, keepdims=True)
         normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
         for group in np.unique(groups):

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
+from ...core.meshmath import TOL
 
 
 def face_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +46,7 @@ class CellGrid:
     def __init__(self, low: np.ndarray, high: np.ndarray, resolution: int):
         self.low = np.asarray(low, np.float64)
         extent = np.asarray(high, np.float64) - self.low
-        self.size = max(float(extent.max()), 1e-12) / resolution
+        self.size = max(float(extent.max()), TOL.relative) / resolution
         self.shape = np.maximum(np.ceil(extent / self.size - 1e-9).astype(np.int64), 1) + 2
 
     def index(self, points: np.ndarray, clip: bool = True) -> np.ndarray:

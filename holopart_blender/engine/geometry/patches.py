@@ -14,6 +14,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from ...core.meshmath import edge_key
+
 
 def _good_pairs(faces: np.ndarray, alive: np.ndarray) -> np.ndarray:
     """Pairs of half-edges (h1, h2), h = 3·face + corner, that form a manifold, consistently wound edge:
@@ -25,7 +27,7 @@ def _good_pairs(faces: np.ndarray, alive: np.ndarray) -> np.ndarray:
         return np.zeros((0, 2), np.int64)
     a, b = start[half], end[half]
     n = int(faces.max()) + 1
-    key = np.minimum(a, b) * n + np.maximum(a, b)
+    key = edge_key(a, b, n, directed=False)
     order = np.argsort(key, kind="stable")
     key_sorted = key[order]
     boundary = np.r_[True, key_sorted[1:] != key_sorted[:-1], True]
@@ -82,8 +84,8 @@ def _bad_faces(faces: np.ndarray) -> np.ndarray:
     start = faces.reshape(-1)
     end = faces[:, [1, 2, 0]].reshape(-1)
     n = int(faces.max()) + 1
-    directed = start * n + end
-    undirected = np.minimum(start, end) * n + np.maximum(start, end)
+    directed = edge_key(start, end, n)
+    undirected = edge_key(start, end, n, directed=False)
     _, inv_d, cnt_d = np.unique(directed, return_inverse=True, return_counts=True)
     _, inv_u, cnt_u = np.unique(undirected, return_inverse=True, return_counts=True)
     bad_half = (cnt_d[inv_d] > 1) | (cnt_u[inv_u] > 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .topology import face_areas
+from ...core.meshmath import face_areas
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int,

@@ -25,7 +25,8 @@ from scipy.sparse import linalg as sparse_linalg
 from scipy.spatial import cKDTree
 
 from .spectral import _outward
-from .topology import components, face_adjacency, face_areas, face_normals, weld
+from ...core.meshmath import face_areas, face_normals
+from .topology import components, face_adjacency, weld
 
 
 def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma: float = 0.05,

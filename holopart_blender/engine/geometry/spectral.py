@@ -32,7 +32,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
-from .topology import components, face_adjacency, face_areas, face_components, face_normals, weld
+from ...core.meshmath import TOL, compact_labels, edge_key, face_areas, face_normals
+from .topology import components, face_adjacency, face_components, weld
 
 
 class _Graph(NamedTuple):
@@ -110,7 +111,7 @@ def _patches(centre, area, normal, pairs, target) -> np.ndarray:
         smooth = ring @ smooth
     axis = np.argmax(np.abs(smooth), 1)
     direction = 2 * axis + (smooth[np.arange(n), axis] > 0)
-    cell_size = np.sqrt(max(area.sum(), 1e-300) / max(target, 1))
+    cell_size = np.sqrt(max(area.sum(), TOL.tiny) / max(target, 1))
     cell = np.floor((centre - centre.min(0)) / cell_size).astype(np.int64)
     _, cell_id = np.unique(np.c_[cell, direction], axis=0, return_inverse=True)
     cell_id = cell_id.reshape(-1)
@@ -124,13 +125,13 @@ def _patch_graph(patch, pairs, length, normal, centre, area, convex_weight, sigm
     patch_area = np.bincount(patch, area, n)
     p, q = patch[pairs[:, 0]], patch[pairs[:, 1]]
     cross = p != q
-    key, inverse = np.unique(np.minimum(p, q)[cross] * n + np.maximum(p, q)[cross], return_inverse=True)
+    key, inverse = np.unique(edge_key(p[cross], q[cross], n, directed=False), return_inverse=True)
     a, b = key // n, key % n
     link_length = np.bincount(inverse.reshape(-1), length[cross])
     mean_normal = np.stack([np.bincount(patch, normal[:, d] * area, n) for d in range(3)], 1)
-    mean_normal /= np.maximum(np.linalg.norm(mean_normal, axis=1, keepdims=True), 1e-300)
+    mean_normal /= np.maximum(np.linalg.norm(mean_normal, axis=1, keepdims=True), TOL.tiny)
     mean_centre = np.stack([np.bincount(patch, centre[:, d] * area, n) for d in range(3)], 1)
-    mean_centre /= np.maximum(patch_area, 1e-300)[:, None]
+    mean_centre /= np.maximum(patch_area, TOL.tiny)[:, None]
     bend = np.clip(1.0 - np.einsum("ij,ij->i", mean_normal[a], mean_normal[b]), 0.0, 2.0)
     concave = np.einsum("ij,ij->i", mean_centre[b] - mean_centre[a], mean_normal[a] - mean_normal[b]) > 0
     weight = link_length * np.exp(-bend * np.where(concave, 1.0, convex_weight) / sigma)
@@ -180,7 +181,7 @@ def _best_cut(graph: _Graph, inside: np.ndarray, threshold, sweeps, min_area, rn
         admissible[-1] = False
         if not admissible.any():
             continue
-        conductance = np.where(admissible, cut / np.maximum(np.minimum(volume, volume[-1] - volume), 1e-300), np.inf)
+        conductance = np.where(admissible, cut / np.maximum(np.minimum(volume, volume[-1] - volume), TOL.tiny), np.inf)
         t = int(np.argmin(conductance))
         if best is None or conductance[t] < best[0]:
             best = (float(conductance[t]), nodes[order[: t + 1]])
@@ -230,7 +231,7 @@ def _merge_small(labels, graph: _Graph, min_fraction) -> np.ndarray:
 
 def _compact(labels, area) -> np.ndarray:
     """Labels renumbered 0..k-1 by decreasing area (ties by first label), so the numbering is stable."""
-    ids, inverse = np.unique(labels, return_inverse=True)
+    ids, inverse = compact_labels(labels)
     total = np.bincount(inverse, area)
     order = np.lexsort((ids, -total))
     rank = np.empty(len(ids), np.int64)

@@ -11,6 +11,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from ...core.meshmath import compact_labels, edge_key, face_areas
+
 
 def weld(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> np.ndarray:
     """Faces re-indexed so that vertices closer than ``tolerance`` x the bounding-box diagonal share an index.
@@ -65,27 +67,14 @@ def face_components(faces: np.ndarray, num_vertices: int) -> np.ndarray:
     return components(len(faces) + num_vertices, pairs)[: len(faces)]
 
 
-def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces]
-    return 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-
-
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unit normals (zero for degenerate faces)."""
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
-
-
 def is_closed(faces: np.ndarray) -> bool:
     """Every directed edge is matched by exactly one opposite edge: closed, manifold and consistently oriented."""
     half = edges(faces)
     if len(half) == 0:
         return False
     n = int(half.max()) + 1
-    forward = half[:, 0] * n + half[:, 1]
-    backward = half[:, 1] * n + half[:, 0]
+    forward = edge_key(half[:, 0], half[:, 1], n)
+    backward = edge_key(half[:, 1], half[:, 0], n)
     unique, counts = np.unique(forward, return_counts=True)
     if counts.max() > 1:
         return False
@@ -121,7 +110,7 @@ def loose_parts(vertices: np.ndarray, faces: np.ndarray, min_fraction: float = 0
         target = np.arange(len(piece_area))
         target[query_piece[first]] = owner[nearest[first]]
         piece = target[piece]
-    ids, inverse = np.unique(piece, return_inverse=True)
+    ids, inverse = compact_labels(piece)
     total = np.bincount(inverse, area)
     rank = np.empty(len(ids), np.int64)
     rank[np.lexsort((ids, -total))] = np.arange(len(ids))

@@ -1,0 +1,66 @@
+"""Triangle-mesh primitives shared by the engines and the benchmark: face cross products, areas and
+normals, integer edge keys and label compaction, with the tolerances they use named in one place.
+
+Meshes are trimesh-style arrays: ``vertices (V, 3)`` float, ``faces (F, 3)`` int.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The tolerances of mesh arithmetic.
+
+    ``tiny`` keeps a division by a sum that may be exactly zero finite (an empty or degenerate set): it is
+    far below any real length or area, so it never changes a result that is not a zero. ``relative`` is a
+    fraction of a mesh's own scale under which a length, an area or a signed test is taken as zero.
+    """
+
+    tiny: float = 1e-300
+    relative: float = 1e-12
+
+
+TOL = Tolerance()
+
+
+def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(b - a) x (c - a) for every face (a, b, c): twice the area times the unit normal, (F, 3)."""
+    return triangle_cross(vertices[faces])
+
+
+def triangle_cross(corners: np.ndarray) -> np.ndarray:
+    """(b - a) x (c - a) for triangles given by their corners (..., 3, 3)."""
+    return np.cross(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
+
+
+def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    return 0.5 * np.linalg.norm(face_cross(vertices, faces), axis=1)
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1; zero rows stay zero."""
+    length = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, length, out=np.zeros_like(vectors), where=length > 0)
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit normals (zero for degenerate faces)."""
+    return unit(face_cross(vertices, faces))
+
+
+def edge_key(a: np.ndarray, b: np.ndarray, n: int, directed: bool = True) -> np.ndarray:
+    """One integer per edge between vertices ``a`` and ``b`` (indices below ``n``): ``a * n + b``, or with
+    ``directed`` off the same for (min, max), so both directions of an edge share a key."""
+    if directed:
+        return a * n + b
+    return np.minimum(a, b) * n + np.maximum(a, b)
+
+
+def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct labels, sorted, and each entry's index into them (labels renumbered 0..k-1)."""
+    ids, inverse = np.unique(labels, return_inverse=True)
+    return ids, inverse.reshape(np.shape(labels))
