@@ -106,7 +106,8 @@ def test_client_recovers_from_a_killed_worker(long_job, chair_job):
             assert event is not None, "the client did not notice the dead worker"
             seen.append(event)
         crash = next(e for e in seen if e["type"] == "error")
-        assert crash["id"] == job_id and crash["kind"] == "worker_crashed" and crash["hint"]
+        assert crash["id"] == job_id and crash["kind"] == "worker_crashed" and "SIGKILL" in crash["message"]
+        assert "memory" in crash["hint"]  # a SIGKILL the client did not send: plausibly the OOM killer
         assert not c.running
         assert c.run(chair_job, timeout=120)["type"] == "done" and c.pid != old_pid
     finally:
@@ -120,6 +121,7 @@ def test_bad_protocol_lines_get_errors_not_hangs():
                          capture_output=True, timeout=60)
     assert out.returncode == 0
     messages = [protocol.decode(line, protocol.WORKER_MESSAGES) for line in out.stdout.splitlines()]
+    messages = [m for m in messages if m["type"] != "heartbeat"]
     assert [m["type"] for m in messages] == ["hello", "error", "error", "pong"]
     assert messages[1]["kind"] == "protocol" and "JSON" in messages[1]["message"]
     assert "version" in messages[2]["message"]
@@ -181,3 +183,76 @@ def test_a_job_folder_deleted_mid_job_is_bad_input(client, long_job, tmp_path):
     while (event := client.wait_event(timeout=120))["type"] not in protocol.FINAL_JOB_EVENTS:
         pass
     assert event["id"] == job_id and event["kind"] == "bad_input" and "cannot write the result" in event["message"]
+
+
+def _final(client, job_id, seen, timeout):
+    while True:
+        event = client.wait_event(timeout=timeout)
+        assert event is not None, f"no final event; saw {[e['type'] for e in seen]}"
+        seen.append(event)
+        if event.get("id") == job_id and event["type"] in protocol.FINAL_JOB_EVENTS:
+            return event
+
+
+def test_a_restarted_worker_is_a_new_generation(chair_job):
+    c = WorkerClient()
+    try:
+        assert c.run(chair_job, timeout=120)["type"] == "done"
+        c.close()
+        seen = []
+        job_id = c.submit(chair_job)  # a new worker, while the closed one's reader may still be finishing
+        assert _final(c, job_id, seen, 120)["type"] == "done", seen
+        os.kill(c.pid, signal.SIGKILL)  # an idle worker dies
+        while c.running:  # and the next job is sent as soon as that shows, before its exit is reported
+            time.sleep(0.001)
+        job_id = c.submit(chair_job)
+        assert _final(c, job_id, seen, 120)["type"] == "done", seen
+        assert not any(e.get("kind") == "worker_crashed" for e in seen), seen
+        c.submit(chair_job)  # the client knows the worker is free again
+    finally:
+        c.close()
+
+
+def test_cancel_before_the_job_starts_is_honoured(chair_job):
+    c = WorkerClient()  # a fresh worker is still importing when the job and the cancel arrive
+    try:
+        job_id = c.submit(chair_job)
+        c.cancel(job_id)
+        assert _final(c, job_id, [], 60)["type"] == "cancelled"
+        assert c.run(chair_job, timeout=120)["type"] == "done"
+    finally:
+        c.close()
+
+
+def test_the_worker_ignores_sigint(chair_job):
+    c = WorkerClient()
+    try:
+        c.start()
+        assert c.wait_event(timeout=30)["type"] == "hello"
+        time.sleep(0.5)  # the worker is past its start-up, waiting for messages
+        pid = c.pid
+        os.kill(pid, signal.SIGINT)  # Ctrl+C in a terminal reaches the whole process group
+        job_id = c.submit(chair_job)
+        while (event := c.wait_event(timeout=60))["type"] != "accepted":
+            pass
+        os.kill(pid, signal.SIGINT)
+        assert _final(c, job_id, [], 120)["type"] == "done" and c.pid == pid and c.running
+    finally:
+        c.close()
+
+
+def test_a_hung_worker_is_reported_and_replaced(long_job, chair_job):
+    c = WorkerClient()
+    try:
+        job_id = c.submit(long_job)
+        while (event := c.wait_event(timeout=60))["type"] != "progress":
+            pass
+        old_pid = c.pid
+        os.kill(old_pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        event = _final(c, job_id, [], 60)
+        assert time.monotonic() - stopped < 30
+        assert event["kind"] == "worker_hung" and "memory" not in event["hint"], event
+        assert c.run(chair_job)["type"] == "done" and c.pid != old_pid  # no timeout: it returns on its own
+    finally:
+        c.close()

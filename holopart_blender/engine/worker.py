@@ -33,7 +33,9 @@ class Worker:
     def __init__(self, out, heartbeat: float = HEARTBEAT_SECONDS):
         self._out = out
         self._lock = threading.Lock()
-        threading.Thread(target=self._alive, daemon=True).start()  # before the slow imports below
+        # hello first, then heartbeats, both before the slow imports below
+        self.send("hello", pid=os.getpid(), python=sys.executable, protocol=protocol.PROTOCOL_VERSION)
+        threading.Thread(target=self._alive, daemon=True).start()
         from .api import EngineSession
 
         self._inbox: queue.Queue = queue.Queue()
@@ -175,8 +177,6 @@ class Worker:
                   auto_completion=list(AUTO_COMPLETION_ORDER), loaded=self._session.loaded())
 
     def serve(self, stdin) -> int:
-        # hello goes first: the reader thread may answer a bad line with an error as soon as it starts.
-        self.send("hello", pid=os.getpid(), python=sys.executable, protocol=protocol.PROTOCOL_VERSION)
         threading.Thread(target=self.read_stdin, args=(stdin,), daemon=True).start()
         if self._inbox.empty():
             _warm_up()

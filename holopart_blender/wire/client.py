@@ -8,8 +8,12 @@ and by pipeline scripts.
     final = client.run(job_folder)                # blocking variant: returns the done/error/cancelled event
     client.close()
 
-A worker that dies is noticed by the reader thread: the client reports a ``worker_exit`` event and, if a job
-was running, an ``error`` of kind ``worker_crashed`` for it; the next ``submit`` starts a fresh worker.
+Each worker process is a generation with its own state; events of a generation the client has let go (by
+``close``, or by starting a new worker after one died) are dropped, so they are never taken for a later job.
+A worker that dies is noticed by its reader thread: the client reports a ``worker_exit`` event and, if a job
+was running, an ``error`` of kind ``worker_crashed`` for it. A worker that sends nothing for ``hung_after``
+seconds (it sends a heartbeat every second) is killed and its job gets an ``error`` of kind ``worker_hung``.
+The next ``submit`` starts a fresh worker.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import collections
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -28,36 +33,53 @@ from . import protocol
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 PACKAGE_NAME = Path(__file__).resolve().parents[1].name  # the folder name, also inside Blender's bl_ext tree
+HUNG_SECONDS = 20.0  # silence after which a worker is taken for hung (it sends a heartbeat every second)
+
+
+class _Generation:
+    """One worker process and what the client knows of it."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.job: str | None = None  # the job it is running
+        self.stderr_tail: collections.deque = collections.deque(maxlen=40)
+        self.last_heard = time.monotonic()
+        self.hung = False  # the client killed it for sending nothing
+        self.reader: threading.Thread | None = None
 
 
 class WorkerClient:
     def __init__(self, python: str | None = None, pythonpath=(), env: dict | None = None,
-                 engine_log: str | os.PathLike | None = None):
+                 engine_log: str | os.PathLike | None = None, hung_after: float = HUNG_SECONDS):
         """``python``: the interpreter that runs the worker (default: this one). ``pythonpath``: extra
         import folders (e.g. bundled wheels' site-packages). ``engine_log``: file that receives the worker's
-        stderr (its log), appended."""
+        stderr (its log), appended. ``hung_after``: seconds of silence after which the worker is killed."""
         self.python = python or sys.executable
         self.pythonpath = [str(p) for p in pythonpath]
         self.env = dict(env or {})
         self.engine_log = Path(engine_log) if engine_log else None
-        self._proc: subprocess.Popen | None = None
+        self.hung_after = hung_after
+        self._gen: _Generation | None = None
         self._events: queue.Queue = queue.Queue()
-        self._stderr_tail: collections.deque = collections.deque(maxlen=40)
+        self._state = threading.Lock()  # guards _gen and its job between the caller and the reader threads
         self._write_lock = threading.Lock()
-        self._current: str | None = None
 
     # -- process ---------------------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        gen = self._gen
+        return gen is not None and gen.proc.poll() is None
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        gen = self._gen
+        return gen.proc.pid if gen is not None else None
 
     def start(self) -> None:
         if self.running:
             return
+        if self._gen is not None and self._gen.reader is not None:
+            self._gen.reader.join(1.0)  # the dead worker's exit (and its job's error) is reported first
         env = dict(os.environ)
         env.update(self.env)
         paths = [str(PACKAGE_PARENT), *self.pythonpath]
@@ -66,39 +88,54 @@ class WorkerClient:
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("PYTHONIOENCODING", "utf-8")
-        self._stderr_tail.clear()
-        self._proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [self.python, "-m", f"{PACKAGE_NAME}.engine.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
-        threading.Thread(target=self._read_stdout, args=(self._proc,), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(self._proc,), daemon=True).start()
+        gen = _Generation(proc)
+        with self._state:
+            self._gen = gen
+        gen.reader = threading.Thread(target=self._read_stdout, args=(gen,), daemon=True)
+        gen.reader.start()
+        threading.Thread(target=self._read_stderr, args=(gen,), daemon=True).start()
+        threading.Thread(target=self._watch, args=(gen,), daemon=True).start()
 
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
+    def _read_stdout(self, gen: _Generation) -> None:
+        for line in gen.proc.stdout:
+            gen.last_heard = time.monotonic()
             try:
                 event = protocol.decode(line, protocol.WORKER_MESSAGES)
             except protocol.ProtocolError as exc:
                 event = {"type": "log", "level": "warning", "message": f"bad worker line ({exc}): {line[:200]!r}"}
-            if event["type"] in protocol.FINAL_JOB_EVENTS and event.get("id") == self._current:
-                self._current = None
-            self._events.put(event)
-        returncode = proc.wait()
+            if event["type"] == "heartbeat":
+                continue
+            with self._state:
+                if gen is not self._gen:
+                    continue  # a worker the client let go
+                if event["type"] in protocol.FINAL_JOB_EVENTS and event.get("id") == gen.job:
+                    gen.job = None
+                self._events.put(event)
+        returncode = gen.proc.wait()
         time.sleep(0.05)  # let the stderr reader catch the last lines
-        tail = "".join(self._stderr_tail)[-4000:]
-        if self._current is not None:
-            self._events.put({"type": "error", "id": self._current, "kind": "worker_crashed",
-                              "message": f"the engine worker stopped (exit code {returncode}) during the job",
-                              "hint": _crash_hint(returncode, tail), "stderr_tail": tail})
-            self._current = None
-        self._events.put({"type": "worker_exit", "returncode": returncode, "stderr_tail": tail})
+        tail = "".join(gen.stderr_tail)[-4000:]
+        with self._state:
+            if gen is not self._gen:
+                return
+            job, gen.job = gen.job, None
+            if job is not None:
+                self._events.put({
+                    "type": "error", "id": job, "kind": "worker_hung" if gen.hung else "worker_crashed",
+                    "message": (f"the engine worker sent nothing for {self.hung_after:.0f} s and was stopped"
+                                if gen.hung else f"the engine worker stopped ({_exit_text(returncode)}) during the job"),
+                    "hint": _crash_hint(returncode, tail, gen.hung), "stderr_tail": tail})
+            self._events.put({"type": "worker_exit", "returncode": returncode, "hung": gen.hung, "stderr_tail": tail})
 
-    def _read_stderr(self, proc: subprocess.Popen) -> None:
+    def _read_stderr(self, gen: _Generation) -> None:
         log = open(self.engine_log, "ab") if self.engine_log else None
         try:
-            for line in proc.stderr:
-                self._stderr_tail.append(line.decode("utf-8", "replace"))
+            for line in gen.proc.stderr:
+                gen.stderr_tail.append(line.decode("utf-8", "replace"))
                 if log:
                     log.write(line)
                     log.flush()
@@ -106,33 +143,45 @@ class WorkerClient:
             if log:
                 log.close()
 
-    def _send(self, type_: str, **fields) -> None:
+    def _watch(self, gen: _Generation) -> None:
+        """Kill the worker when it has been silent for ``hung_after`` seconds (stopped, deadlocked, ...)."""
+        while gen.proc.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() - gen.last_heard > self.hung_after:
+                gen.hung = True
+                gen.proc.kill()
+                return
+
+    def _send(self, gen: _Generation | None, type_: str, **fields) -> None:
         with self._write_lock:
             try:
-                self._proc.stdin.write(protocol.encode(type_, **fields))
-                self._proc.stdin.flush()
-            except (BrokenPipeError, OSError, AttributeError):
+                gen.proc.stdin.write(protocol.encode(type_, **fields))
+                gen.proc.stdin.flush()
+            except (BrokenPipeError, OSError, AttributeError, ValueError):
                 pass  # the reader thread reports the exit
 
     # -- jobs ------------------------------------------------------------------------------------------------
     def submit(self, job_folder: str | os.PathLike) -> str:
         """Send a job (the folder must hold job.json and input.npz); returns its id."""
-        if self._current is not None and self.running:
+        if self.running and self._gen.job is not None:
             raise RuntimeError("the worker is busy with another job; wait for it or cancel it")
         self.start()
         job_id = uuid.uuid4().hex[:12]
-        self._current = job_id
-        self._send("job", id=job_id, folder=str(Path(job_folder).resolve()))
+        with self._state:
+            gen = self._gen
+            gen.job = job_id
+        self._send(gen, "job", id=job_id, folder=str(Path(job_folder).resolve()))
         return job_id
 
     def cancel(self, job_id: str) -> None:
+        """Ask the worker to stop the job: answered ``cancelled`` whether it was still queued or running."""
         if self.running:
-            self._send("cancel", id=job_id)
+            self._send(self._gen, "cancel", id=job_id)
 
     def request_engines(self) -> None:
         """Ask for the engines' availability and settings; the answer arrives as an ``engines`` event."""
         self.start()
-        self._send("engines")
+        self._send(self._gen, "engines")
 
     def poll(self) -> list[dict]:
         """All events received so far (never blocks)."""
@@ -150,7 +199,9 @@ class WorkerClient:
             return None
 
     def run(self, job_folder, on_event=None, timeout: float | None = None) -> dict:
-        """Submit and block until the job ends; returns the final event (done, error or cancelled)."""
+        """Submit and block until the job ends; returns the final event (done, error or cancelled).
+
+        Without a timeout it still returns: a dead or hung worker ends the job with an error event."""
         job_id = self.submit(job_folder)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -167,28 +218,39 @@ class WorkerClient:
                 return event
 
     def close(self, timeout: float = 3.0) -> None:
-        """Ask the worker to exit; kill it if it does not within ``timeout``."""
-        proc = self._proc
-        if proc is None:
+        """Ask the worker to exit; kill it if it does not within ``timeout``. Its later events are dropped."""
+        with self._state:
+            gen, self._gen = self._gen, None
+        if gen is None or gen.proc.poll() is not None:
             return
-        if proc.poll() is None:
-            if self._current is not None:
-                self._send("cancel", id=self._current)
-            self._send("shutdown")
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self._proc = None
-        self._current = None
+        if gen.job is not None:
+            self._send(gen, "cancel", id=gen.job)
+        self._send(gen, "shutdown")
+        try:
+            gen.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            gen.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            gen.proc.kill()
+            gen.proc.wait()
 
 
-def _crash_hint(returncode: int, tail: str) -> str:
-    if returncode in (-9, 137) or "MemoryError" in tail or "out of memory" in tail.lower():
+def _exit_text(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def _crash_hint(returncode: int, tail: str, hung: bool) -> str:
+    """The OOM hint only where memory is plausible: a SIGKILL the client did not send, or an error saying so."""
+    if hung:
+        return ("the worker stopped answering (suspended, or stuck inside a library); the next job starts a "
+                "fresh worker; see the engine log")
+    if "MemoryError" in tail or "out of memory" in tail.lower() or returncode in (-9, 137):
         return "the system probably ran out of memory: lower the resolution or batch size, or close other programs"
     return "see the engine log; the next job starts a fresh worker"

@@ -4,7 +4,7 @@ Job data never travels in messages: a job message names a job folder (see ``jobf
 pure standard library so the Blender side can use it. The full description is in docs/protocol.md.
 
 Client -> worker: ``job`` {id, folder}, ``cancel`` {id}, ``engines`` {}, ``ping`` {}, ``shutdown`` {}.
-Worker -> client: ``hello`` {pid, python, protocol}, ``accepted`` {id}, ``progress`` {id, stage, fraction,
+Worker -> client: ``hello`` {pid, python, protocol}, ``heartbeat`` {} (every second), ``accepted`` {id}, ``progress`` {id, stage, fraction,
 message}, ``done`` {id, folder, summary}, ``error`` {id, kind, message, hint}, ``cancelled`` {id},
 ``engines`` {completion, segmentation}, ``pong`` {}, ``log`` {level, message}.
 """
@@ -16,7 +16,7 @@ import json
 PROTOCOL_VERSION = 1
 
 CLIENT_MESSAGES = {"job", "cancel", "engines", "ping", "shutdown"}
-WORKER_MESSAGES = {"hello", "accepted", "progress", "done", "error", "cancelled", "engines", "pong", "log"}
+WORKER_MESSAGES = {"hello", "heartbeat", "accepted", "progress", "done", "error", "cancelled", "engines", "pong", "log"}
 FINAL_JOB_EVENTS = {"done", "error", "cancelled"}
 
 
