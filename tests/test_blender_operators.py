@@ -237,3 +237,33 @@ def test_online_access_off_refuses_downloads(tmp_path):
     """, tmp_path)
     assert len(out["messages"]) == 2 and all("online access is off" in m for m in out["messages"])
     assert not out["env_exists"] and not out["new_exists"]
+
+
+def test_engine_choices_and_settings_come_from_the_engines(tmp_path):
+    out = run_blender("""
+        from holopart_blender.blender import properties
+        prefs = bpy.context.preferences.addons["holopart_blender"].preferences
+        settings = bpy.context.scene.holopart
+        assert prefs.engine == "auto" and settings.segmentation_engine == "auto"
+        prefs.engine = "geometric"
+        assert prefs.engine == "geometric"
+        completion = [item[0] for item in properties.completion_items(prefs, bpy.context)]
+        segmentation = [item[0] for item in properties.segmentation_items(settings, bpy.context)]
+        properties.ensure_settings(settings, session.engines(prefs))
+        steps = settings.id_properties_ui("holopart.steps").as_dict()
+        guidance = settings.id_properties_ui("holopart.guidance").as_dict()
+        settings["holopart.steps"] = 25
+        settings["geometric.resolution"] = 64
+        prefs.engine = "holopart"
+        holopart = operators.make_request(prefs, settings, "complete")
+        geometric = operators.make_request(prefs, settings, "complete", "geometric")
+        emit(completion=completion, segmentation=segmentation, steps=steps, guidance=guidance,
+             holopart=holopart.settings, geometric=geometric.settings, keys=sorted(properties.stored_settings(settings)))
+    """, tmp_path)
+    assert out["completion"][0] == "auto" and {"holopart", "geometric", "hull", "visible"} <= set(out["completion"])
+    assert "spectral" in out["segmentation"] and "seeded" not in out["segmentation"]
+    assert (out["steps"]["min"], out["steps"]["max"], out["steps"]["default"]) == (1, 1000, 50)
+    assert (out["guidance"]["max"], out["guidance"]["default"]) == (50.0, 3.5) and out["steps"]["description"]
+    assert out["holopart"]["steps"] == 25 and "resolution" not in out["holopart"]
+    assert out["geometric"] == {"resolution": 64}
+    assert "holopart.weights" not in out["keys"] and "holopart.device" not in out["keys"]

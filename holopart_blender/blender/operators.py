@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import EngineError, InputError
-from . import job as job_state, session
+from . import job as job_state, listing, properties, session
 from .addon import preferences
 from .export import read_source
 from .job import Job
@@ -23,14 +23,6 @@ from .labels import polygon_labels_from_triangles, read_labels, write_labels
 from .reimport import build_parts
 from .request import build_request
 
-ENGINE_ITEMS = [
-    ("PREFERENCES", "Preferences", "The engine chosen in the add-on preferences"),
-    ("auto", "Auto", "HoloPart when its weights are installed, otherwise the geometric engine"),
-    ("holopart", "HoloPart", "The HoloPart diffusion model (engine environment and weights needed)"),
-    ("geometric", "Geometric", "CPU geometric completion (works out of the box)"),
-    ("hull", "Convex Hull", "Baseline: the convex hull of each segment"),
-    ("visible", "Visible Only", "Baseline: each segment unchanged"),
-]
 FORCE_KILL_SECONDS = 5.0
 
 
@@ -131,11 +123,11 @@ class _EngineJobOperator:
 
 
 class _CompletionOperator(_EngineJobOperator):
-    engine: bpy.props.EnumProperty(name="Engine", items=ENGINE_ITEMS, default="PREFERENCES",
-                                   description="Completion engine for this run")
+    engine: bpy.props.EnumProperty(name="Engine", items=properties.operator_engine_items,
+                                   default=listing.number(listing.PREFERENCES), description="Completion engine for this run")
 
     def engine_name(self) -> str:
-        return "" if self.engine == "PREFERENCES" else self.engine
+        return "" if self.engine == listing.PREFERENCES else self.engine
 
     def apply(self, context, job, result):
         """One new object per completed part (see ``reimport.build_parts``)."""
@@ -300,18 +292,19 @@ class HOLOPART_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def make_request(prefs, settings, operation: str, engine: str = "", parts=None):
-    """The request for ``operation``: the plain values of the preferences (engine, device, weights) and the
-    scene settings (steps, guidance, seed, resolution, segmentation method), built by ``request.build_request``."""
-    values = {"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-              "resolution": settings.resolution}
+def make_request(prefs, settings, operation: str, engine: str = "", parts=None, segmentation_engine: str = ""):
+    """The request for ``operation`` from plain values: the engines chosen (``engine`` or the preferences';
+    ``segmentation_engine`` or the scene's), the engine settings stored on the scene, and the preferences'
+    device and weights (see ``request.build_request``)."""
+    values = {}
     if prefs.device != "auto":
         values["device"] = prefs.device
     weights = session.weights_folder(prefs)
     if weights:
         values["weights"] = weights
-    return build_request(operation, engine or prefs.engine, values, session.engines(prefs),
-                         segmentation_engine=settings.segmentation_engine, parts=parts)
+    return build_request(operation, engine or prefs.engine or "auto",
+                         segmentation_engine or settings.segmentation_engine or "auto",
+                         properties.stored_settings(settings), values, session.engines(prefs), parts=parts)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import job as job_state
+from . import job as job_state, listing, properties
 from .addon import preferences
 
 
@@ -46,10 +46,40 @@ class VIEW3D_PT_holopart_settings(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         layout.use_property_split = True
-        settings = context.scene.holopart
-        layout.prop(preferences(), "engine")
-        for name in ("steps", "guidance", "seed", "resolution", "segmentation_engine"):
-            layout.prop(settings, name)
+        settings, prefs = context.scene.holopart, preferences()
+        found = properties.engine_listing()
+        if found is None:
+            layout.label(text="The engine worker is not answering (see the engine log)", icon="ERROR")
+            return
+        if properties.missing_settings(settings, found) and not bpy.app.timers.is_registered(_create_settings):
+            bpy.app.timers.register(_create_settings)  # ID properties cannot be written while drawing
+        layout.prop(prefs, "engine")
+        for engine in listing.candidates(found, "completion", prefs.engine):
+            _draw_engine_settings(layout, settings, found, "completion", engine,
+                                  heading=prefs.engine == "auto")
+        layout.prop(settings, "segmentation_engine")
+        _draw_engine_settings(layout, settings, found, "segmentation", settings.segmentation_engine)
+
+
+def _draw_engine_settings(layout, settings, found, kind, engine, heading=False) -> None:
+    """The chosen engine's settings, with its own limits and help (the ID properties carry them)."""
+    shown = [s for s in listing.shown_settings(found, kind, engine) if listing.key(engine, s["name"]) in settings]
+    if heading and shown:
+        layout.label(text=f"{listing.label(engine)}:")
+    for s in shown:
+        layout.prop(settings, f'["{listing.key(engine, s["name"])}"]', text=listing.label(s["name"]))
+
+
+def _create_settings() -> None:
+    """Timer: create the engine settings' ID properties of every scene (see ``properties.ensure_settings``)."""
+    found = properties.engine_listing()
+    if found is not None:
+        for scene in bpy.data.scenes:
+            properties.ensure_settings(scene.holopart, found)
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
 
 
 def _edit_mesh_entries(menu, context):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import job as job_state, session, setup_operators
+from . import job as job_state, listing, properties, session, setup_operators
 from .addon import PACKAGE
 from .environment import Task
 
@@ -14,11 +14,8 @@ from .environment import Task
 class HoloPartPreferences(bpy.types.AddonPreferences):
     bl_idname = PACKAGE
 
-    engine: bpy.props.EnumProperty(name="Engine", default="auto", items=[
-        ("auto", "Auto", "HoloPart when its weights are installed, otherwise the geometric engine"),
-        ("holopart", "HoloPart", "The HoloPart diffusion model (engine environment and weights needed)"),
-        ("geometric", "Geometric", "CPU geometric completion (works right after installing)"),
-    ], description="Completion engine")
+    engine: bpy.props.EnumProperty(name="Engine", items=properties.completion_items, default=listing.number("auto"),
+                                   description="Completion engine")
     device: bpy.props.EnumProperty(name="Device", default="auto", items=[
         ("auto", "Auto", "The best device found (CUDA, then Apple MPS, then CPU)"),
         ("cuda", "CUDA", "An NVIDIA GPU"), ("mps", "Apple", "Apple silicon GPU (MPS)"), ("cpu", "CPU", "The CPU (slow)"),

@@ -1,29 +1,83 @@
-"""Per-scene HoloPart settings (``scene.holopart``): what the sidebar panel shows next to the engine choice."""
+"""Per-scene HoloPart settings (``scene.holopart``) and the engine choices, all read from the worker's engine
+listing (``listing``): the segmentation method, the active part, and each engine's settings as ID
+properties ``"<engine>.<setting>"`` with the engine's own default, limits and help."""
 
 from __future__ import annotations
 
 import bpy
 
-SEGMENTATION_ITEMS = [
-    ("auto", "Auto", "Loose parts when the mesh has two or more significant pieces, otherwise Shape"),
-    ("loose_parts", "Loose Parts", "One part per connected piece; tiny pieces join their nearest neighbour"),
-    ("materials", "Materials", "One part per material slot"),
-    ("spectral", "Shape", "Spectral cuts along concave creases, for one-piece meshes (scans, generated models)"),
-]
+from ..core.errors import EngineError
+from . import listing, session
+from .addon import preferences
+
+_items: dict[str, list] = {}  # enum items by kind, kept alive while Blender holds their strings
+
+
+def engine_listing() -> dict | None:
+    """The worker's engine listing (the worker starts on first use); None when it cannot answer."""
+    try:
+        return session.engines(preferences())
+    except EngineError:
+        return None
+
+
+def _enum_items(kind: str, first=()) -> list:
+    found = engine_listing()
+    if found is None:
+        entries = [("auto", "Auto", "The engine worker is not answering (see the engine log)")]
+    else:
+        entries = listing.choices(found, "segmentation" if kind == "segmentation" else "completion")
+    _items[kind] = [(name, text, help, listing.number(name)) for name, text, help in (*first, *entries)]
+    return _items[kind]
+
+
+def completion_items(self, context) -> list:
+    """The completion engines, 'auto' first (the preferences' engine choice)."""
+    return _enum_items("completion")
+
+
+def operator_engine_items(self, context) -> list:
+    """'PREFERENCES', then the completion engines (an operator's engine choice)."""
+    return _enum_items("operator", ((listing.PREFERENCES, "Preferences", "The engine chosen in the add-on preferences"),))
+
+
+def segmentation_items(self, context) -> list:
+    """The segmentation engines that find parts on their own."""
+    return _enum_items("segmentation")
 
 
 class HoloPartSettings(bpy.types.PropertyGroup):
-    steps: bpy.props.IntProperty(name="Steps", default=0, min=0, max=500,
-                                 description="Denoising steps (HoloPart); 0 uses the engine's default")
-    guidance: bpy.props.FloatProperty(name="Guidance", default=0.0, min=0.0, max=30.0,
-                                      description="Classifier-free guidance scale (HoloPart); 0 uses the default")
-    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Random seed (same seed, same result)")
-    resolution: bpy.props.IntProperty(name="Resolution", default=0, min=0, max=1024,
-                                      description="Output grid resolution; 0 uses the engine's default")
-    segmentation_engine: bpy.props.EnumProperty(name="Segmentation", items=SEGMENTATION_ITEMS, default="auto",
+    segmentation_engine: bpy.props.EnumProperty(name="Segmentation", items=segmentation_items,
+                                                default=listing.number("auto"),
                                                 description="How Segment and Complete All find the parts")
     active_part: bpy.props.IntProperty(name="Active Part", default=0, min=-1,
                                        description="The part that Assign to Part puts the selected faces in")
+
+
+def stored_settings(settings) -> dict:
+    """The engine settings stored on ``scene.holopart`` (``"<engine>.<setting>"`` -> value)."""
+    return {k: settings[k] for k in settings.keys() if "." in k}
+
+
+def missing_settings(settings, found: dict) -> bool:
+    return any(listing.key(engine, s["name"]) not in settings
+               for kind in ("completion", "segmentation") for engine in found[kind]
+               for s in listing.shown_settings(found, kind, engine))
+
+
+def ensure_settings(settings, found: dict) -> None:
+    """Create the ID property of every shown engine setting that is missing, with the engine's default,
+    limits and help (a value already set, e.g. by a script, is kept)."""
+    for kind in ("completion", "segmentation"):
+        for engine in found[kind]:
+            for s in listing.shown_settings(found, kind, engine):
+                name = listing.key(engine, s["name"])
+                if name not in settings:
+                    settings[name] = s["default"]
+                limits = {k: s[v] for k, v in (("min", "minimum"), ("max", "maximum")) if s.get(v) is not None}
+                if s["type"] == "bool":
+                    limits = {}
+                settings.id_properties_ui(name).update(default=s["default"], description=s["help"], **limits)
 
 
 CLASSES = (HoloPartSettings,)

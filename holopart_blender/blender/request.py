@@ -1,27 +1,21 @@
-"""The engine request from plain values (no bpy, so it is tested without Blender).
-
-The operators collect their values (engine, device, weights, the scene's steps/guidance/seed/resolution and
-segmentation method) into a dict and hand it here with the worker's engine listing.
-"""
+"""The engine request from plain values and the worker's engine listing (no bpy, so it is tested without
+Blender). The operators collect the values: the engines chosen, the scene's stored engine settings and the
+preferences' device and weights."""
 
 from __future__ import annotations
 
 from ..wire.request import JobRequest
+from .listing import candidates, engine_settings
 
-ZERO_MEANS_DEFAULT = ("steps", "guidance", "resolution")
 
-
-def build_request(operation: str, engine: str, values: dict, listing: dict, segmentation_engine: str = "auto",
-                  parts=None) -> JobRequest:
-    """The request for ``operation`` with ``engine``. ``values`` holds candidate settings (steps, guidance
-    and resolution at 0 mean the engine's default and are left out); each engine gets only the settings its
-    entry in ``listing`` (the worker's ``engines`` message) names; with 'auto' the engine itself drops those
-    of the engine not chosen."""
-    wanted = {k: v for k, v in values.items() if not (k in ZERO_MEANS_DEFAULT and not v)}
-    available = listing["completion"]
-    if engine == "auto":
-        known = {s["name"] for info in available.values() for s in info.get("settings", [])}
-    else:
-        known = {s["name"] for s in available.get(engine, {}).get("settings", [])}
-    return JobRequest(operation, engine, {k: v for k, v in wanted.items() if k in known},
-                      segmentation_engine=segmentation_engine, parts=parts)
+def build_request(operation: str, engine: str, segmentation_engine: str, stored: dict, preference_values: dict,
+                  listing: dict, parts=None) -> JobRequest:
+    """The request for ``operation``. ``stored`` maps ``"<engine>.<setting>"`` to the scene's values (see
+    ``listing.engine_settings``); ``preference_values`` (device, weights) go to the engines that take them."""
+    settings = engine_settings(listing, "completion", engine, stored)
+    known = {s["name"] for name in candidates(listing, "completion", engine)
+             for s in listing["completion"].get(name, {}).get("settings", [])}
+    settings.update({k: v for k, v in preference_values.items() if k in known})
+    return JobRequest(operation, engine, settings, segmentation_engine=segmentation_engine,
+                      segmentation_settings=engine_settings(listing, "segmentation", segmentation_engine, stored),
+                      parts=parts)
