@@ -27,9 +27,7 @@ class Job:
     def __init__(self, client: WorkerClient, operation: str, source_name: str, source, request: JobRequest):
         self.client, self.operation, self.source_name, self.source = client, operation, source_name, source
         self.request = request
-        jobs = user_folder() / "jobs"
-        self.folder = jobs / (time.strftime("%Y%m%d-%H%M%S-") + f"{time.time_ns() % 10**6:06d}")
-        _prune(jobs)
+        self.folder = new_job_folder(user_folder() / "jobs")
         self.job_id: str | None = None
         self.fraction, self.message, self.stage = 0.0, "starting the engine", ""
         self.final: dict | None = None
@@ -87,7 +85,12 @@ class Job:
             current = None
 
 
-def _prune(jobs: Path) -> None:
+def new_job_folder(jobs: Path) -> Path:
+    """The path for a new job folder under ``jobs``, named by a zero-padded ``time_ns`` so names sort in
+    creation order; older folders are removed so that ``KEEP_JOB_FOLDERS`` remain with the new one (folders
+    of the earlier date-based naming count as the oldest)."""
     jobs.mkdir(parents=True, exist_ok=True)
-    for old in sorted(p for p in jobs.iterdir() if p.is_dir())[:-KEEP_JOB_FOLDERS]:
+    folders = sorted((p for p in jobs.iterdir() if p.is_dir()), key=lambda p: (p.name.isdigit(), p.name))
+    for old in folders[:max(len(folders) - (KEEP_JOB_FOLDERS - 1), 0)]:
         shutil.rmtree(old, ignore_errors=True)
+    return jobs / f"{time.time_ns():020d}"
