@@ -1,11 +1,14 @@
 """Command line for pipelines: complete segments, segment meshes, or both (amodal segmentation).
 
-    python -m holopart_blender.engine.cli complete chair.glb --out chair_parts.glb
-    python -m holopart_blender.engine.cli complete scan.ply --labels scan_labels.npy --engine geometric
-    python -m holopart_blender.engine.cli segment scan.ply --out scan_labels.npy
-    python -m holopart_blender.engine.cli segment scan.ply --seeds scan_seeds.npy --out scan_labels.npy
-    python -m holopart_blender.engine.cli amodal models/ --out results/ --seed 7 --set steps=30
-    python -m holopart_blender.engine.cli engines
+    holopart complete chair.glb --out chair_parts.glb
+    holopart complete scan.ply --labels scan_labels.npy --engine geometric
+    holopart segment scan.ply --out scan_labels.npy
+    holopart segment scan.ply --seeds scan_seeds.npy --out scan_labels.npy
+    holopart amodal models/ --out results/ --seed 7 --set steps=30
+    holopart engines
+    holopart weights download --dest weights/ --allow-network
+
+``holopart`` is the command ``pip install .`` provides; ``python -m holopart_blender.engine.cli`` is the same.
 
 INPUT is a mesh file or a folder of them (not recursive). A GLB/GLTF scene with several meshes is read as one
 segment per mesh (the official HoloPart input); a mesh plus ``--labels`` (or, in folder mode, a ``STEM.npy``
@@ -250,7 +253,7 @@ def _settings_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m holopart_blender.engine.cli", description=__doc__,
+    parser = argparse.ArgumentParser(prog="holopart", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     help_text = {"complete": "complete the labelled segments of each input into whole parts",
@@ -280,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="a segmentation engine setting (repeatable), e.g. num_parts=6")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
     commands.add_parser("engines", help="list engines, whether they can run here, and their settings")
+    commands.add_parser("weights", add_help=False, help="download or check the HoloPart weights "
+                        "(holopart weights --help)")
     return parser
 
 
@@ -291,6 +296,10 @@ class _LazyEpilogFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["weights"]:  # its own command line, torch-free (``engine.holopart.weights``)
+        from .holopart import weights
+        return weights.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "engines":
         return list_engines()

@@ -1,0 +1,34 @@
+"""The engine as a pip package: `pip install .` gives a `holopart` command that works from any folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from blender_harness import ROOT
+
+
+def test_pip_install_gives_a_holopart_command(tmp_path):
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+                              str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
+    command = site / "bin" / "holopart"
+    assert command.is_file()
+    # Only the engine package is installed: no developer tooling, no tests.
+    assert (site / "holopart_blender" / "engine" / "cli.py").is_file()
+    assert not (site / "devtools").exists() and not (site / "tests").exists()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listing = subprocess.run([sys.executable, str(command), "engines"], cwd=elsewhere, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    engines = json.loads(listing.stdout)
+    assert engines["completion:geometric"]["available"] is True
+    weights = subprocess.run([sys.executable, str(command), "weights", "status", "--dest", str(tmp_path / "none")],
+                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    status = json.loads([line for line in weights.stdout.splitlines() if line.startswith("{")][-1])
+    assert status["event"] == "status" and status["found"] is False
