@@ -164,3 +164,48 @@ def test_weights_command_status(reference_dir, tmp_path):
     assert code == 0 and event["found"] and event["missing"] == []
     code, event = status(tmp_path)
     assert code == 1 and not event["found"] and "model_index.json" in event["missing"]
+
+
+def test_faces_of_no_part_are_in_no_mask(lamp, reference_dir, monkeypatch):
+    """One part labelled, the rest -1 (context): only the part's share of the whole surface is masked."""
+    from holopart_blender.core.meshmath import face_areas
+    from holopart_blender.core.partjob import PartJob
+    from holopart_blender.engine.holopart import pipeline
+
+    seen = []
+    conditions = pipeline.part_conditions
+    monkeypatch.setattr(pipeline, "part_conditions", lambda *a: seen.append(conditions(*a)) or seen[-1])
+    label = lamp.labels[0]
+    job = PartJob(lamp.mesh, np.where(lamp.face_labels == label, label, -1))
+    api.complete_parts(job, "holopart", {"weights": str(reference_dir / "model"), **FAST, "steps": 1,
+                                         "resolution": 32})
+    usable = lamp.mesh.check().usable
+    area = face_areas(lamp.mesh.vertices, lamp.mesh.faces)
+    share = area[usable & (lamp.face_labels == label)].sum() / area[usable].sum()
+    mask = seen[0].whole[0, :, 6]
+    assert share < 0.8 and abs(mask.mean() - share) < 0.05, (mask.mean(), share)
+
+
+@torch.inference_mode()
+def test_bfloat16_decoder_embeds_float32_lattice_points(reference_dir):
+    """Lattice points of the 504 grid at |x| in [0.9, 1.05] (where a bfloat16 step is up to 0.94 cell) reach
+    the decoder's Fourier embedding in float32: its features are the float32 ones, cast afterwards."""
+    from holopart_blender.engine.holopart.pipeline import field_query, lattice_coordinates
+
+    model = from_pretrained(str(reference_dir / "model"), dtype=torch.bfloat16)
+    index = torch.arange(0, 505)
+    index = index[lattice_coordinates(index.float(), 504).abs() >= 0.9]
+    grid = torch.stack(torch.meshgrid(index, index[::7], index[::11], indexing="ij"), -1).reshape(-1, 3)
+    points = lattice_coordinates(grid.float(), 504)
+    seen = []
+    hook = model.vae.decoder.proj_query.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    latents = torch.randn(1, 16, model.transformer.config.in_channels, generator=torch.Generator().manual_seed(0))
+    values = field_query(model, latents.to(torch.bfloat16))(points)
+    hook.remove()
+    assert values.dtype == torch.float32 and values.shape == (len(points),) and torch.isfinite(values).all()
+    features = model.vae.embedder(points)
+    assert torch.equal(seen[0][0], features.to(torch.bfloat16))
+    # What rounding the coordinates first would give: over half a cell off, and visibly other features.
+    rounded = points.to(torch.bfloat16).float()
+    assert (rounded - points).abs().max() > 0.5 * 2.1 / 504
+    assert (model.vae.embedder(rounded) - features).abs().max() > 0.1

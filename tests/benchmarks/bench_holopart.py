@@ -1,12 +1,17 @@
 """HoloPart speed and peak memory: the full-size architecture with random weights (no download needed).
 
-    .venv/bin/python tests/benchmarks/bench_holopart.py [--device auto] [--dtype auto] [--steps 50]
-        [--guidance 3.5] [--parts 8] [--batch 8] [--resolution 504] [--points 20480] [--asset NAME.glb]
+    .venv/bin/python tests/benchmarks/bench_holopart.py [--device auto] [--dtype auto] [--parts 8]
+        [--asset NAME.glb] [--steps N] [--guidance G] [--batch-size B] [--resolution R] [--points P]
+        [--decimate F]
+
+(the sampling options default to the engine's settings).
 
 Runs the engine's pipeline (sampling, encoders, CFG denoising, coarse-to-fine extraction, marching cubes,
 decimation) on the first ``--parts`` parts of a benchmark asset and prints seconds per part split into
 encoders / denoising / extraction, the end-to-end time, the peak memory and the model FLOPs per part
-(counted on the meta device). The sizes come from the fixtures' full-size manifest configs.
+(counted on the meta device). The sizes are the released configuration: the fixtures' full-size manifest
+configs with the released part encoder's ``num_tokens`` 2048 (the manifest holds the code default 512), so
+each condition is 2048 tokens drawn as 8192 indices and FPS 1/4.
 
 Speed does not depend on the weight values, with one exception: how many grid points the extraction decodes
 depends on the field, and a random decoder's field is near zero everywhere (so every point would be refined).
@@ -33,21 +38,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import BENCHMARK, REFERENCE  # noqa: E402
 from holopart_blender.engine import meshfiles  # noqa: E402
-from holopart_blender.engine.engines.holopart import _pick_device, _pick_dtype  # noqa: E402
+from holopart_blender.engine.engines.holopart import _pick_device, _pick_dtype, sampling_settings  # noqa: E402
 from holopart_blender.engine.holopart.config import CONFIG_CLASSES, SchedulerConfig  # noqa: E402
 from holopart_blender.engine.holopart.loading import HoloPartModel, build  # noqa: E402
 from holopart_blender.engine.holopart.pipeline import HoloPartPipeline, SamplingSettings  # noqa: E402
 from holopart_blender.core.progress import Progress  # noqa: E402
 
 SPHERE_RADIUS, SPHERE_SLOPE = 0.6, 0.95 / (2 * 2.1 / 63)
+RELEASED_TOKENS = 2048  # num_tokens of the released part_encoder/config.json (shared/docs/holopart-reference.md)
+
+
+def released_configs() -> dict:
+    """The full-size component configs as released."""
+    manifest = json.loads((REFERENCE / "full_size_manifest.json").read_text())
+    configs = {c: dict(manifest[c]["config"]) for c in ("vae", "part_encoder", "transformer")}
+    configs["part_encoder"]["num_tokens"] = RELEASED_TOKENS
+    return {c: CONFIG_CLASSES[c].from_dict(config, c) for c, config in configs.items()}
 
 
 def random_model(device, dtype) -> HoloPartModel:
-    manifest = json.loads((REFERENCE / "full_size_manifest.json").read_text())
     modules = {}
-    for component in ("vae", "part_encoder", "transformer"):
+    for component, config in released_configs().items():
         with torch.device("meta"):
-            module = build(component, CONFIG_CLASSES[component].from_dict(manifest[component]["config"], component))
+            module = build(component, config)
         module.to(dtype).to_empty(device=device)
         with torch.no_grad():
             for name, p in module.named_parameters():
@@ -71,10 +84,8 @@ def steer_extraction(model: HoloPartModel, counter: list) -> None:
 
 def flops_per_part(model: HoloPartModel, settings: SamplingSettings, queries: int) -> dict:
     """Model FLOPs of one part (meta device: shapes only): encoders, denoising (all steps), extraction."""
-    manifest = json.loads((REFERENCE / "full_size_manifest.json").read_text())
     with torch.device("meta"):
-        meta = {c: build(c, CONFIG_CLASSES[c].from_dict(manifest[c]["config"], c))
-                for c in ("vae", "part_encoder", "transformer")}
+        meta = {c: build(c, config) for c, config in released_configs().items()}
         n, t = settings.points, meta["part_encoder"].config.num_tokens
         cfg = 2 if settings.guidance > 1 else 1
         latents = torch.empty(cfg, settings.latent_tokens, meta["transformer"].config.in_channels)
@@ -100,13 +111,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "float16", "bfloat16", "float32"))
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance", type=float, default=3.5)
+    # Sampling options left out take the engine's defaults.
+    for option, kind in (("steps", int), ("guidance", float), ("batch_size", int), ("resolution", int),
+                         ("points", int), ("decimate", int)):
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, type=kind)
     parser.add_argument("--parts", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--resolution", type=int, default=504)
-    parser.add_argument("--points", type=int, default=20480)
-    parser.add_argument("--decimate", type=int, default=10000)
     parser.add_argument("--asset", default="holopart_output_002.glb", help="a file of the benchmark folder")
     args = parser.parse_args()
 
@@ -123,8 +132,9 @@ def main():
     usable = job.mesh.check().usable
     segments = {k: job.mesh.submesh((job.face_labels == k) & usable)[:2] for k in job.labels}
     whole = job.mesh.submesh(usable)[:2]
-    settings = SamplingSettings(steps=args.steps, guidance=args.guidance, points=args.points,
-                                resolution=args.resolution, batch_size=args.batch, decimate=args.decimate)
+    settings = sampling_settings({k: v for k, v in vars(args).items()
+                                  if k in ("steps", "guidance", "batch_size", "resolution", "points", "decimate")
+                                  and v is not None})
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
@@ -136,8 +146,9 @@ def main():
     report = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "steps": args.steps, "guidance": args.guidance, "parts": args.parts, "batch": args.batch,
-        "resolution": args.resolution, "points": args.points, "model_build_s": round(build_seconds, 2),
+        "steps": settings.steps, "guidance": settings.guidance, "parts": args.parts, "batch": settings.batch_size,
+        "resolution": settings.resolution, "points": settings.points,
+        "condition_tokens": model.part_encoder.config.num_tokens, "model_build_s": round(build_seconds, 2),
         "total_s": round(total, 2), "per_part_s": round(total / args.parts, 2),
         "stages_per_part_s": {s: round(v / args.parts, 3) for s, v in stages.items()},
         "other_per_part_s": round((total - sum(stages.values())) / args.parts, 3),

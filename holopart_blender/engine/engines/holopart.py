@@ -1,7 +1,8 @@
 """The ``holopart`` completion engine: the HoloPart diffusion model (clean-room, ``engine/holopart/``).
 
 The model loads once per (weights, revision, device, dtype) and the worker keeps the instance between jobs;
-the sampling settings apply per job. torch is imported only when the engine is built or checked, so listing
+the sampling settings apply per job, and their defaults live only in ``settings_spec``. Faces labelled
+-1 are context: the model sees them, with no part's mask, and no object is made for them. torch is imported only when the engine is built or checked, so listing
 engines works without it.
 """
 
@@ -100,7 +101,7 @@ class HoloPartCompletion(CompletionEngine):
         return tuple(settings[k] for k in ("weights", "revision", "device", "dtype"))
 
     def complete(self, job: PartJob, labels, progress: Progress) -> list[CompletedPart]:
-        from ..holopart.pipeline import SamplingSettings
+        from ..holopart.pipeline import CONTEXT
         usable = job.mesh.check().usable
         segments, face_counts, materials = {}, {}, {}
         for label in job.labels:
@@ -112,10 +113,12 @@ class HoloPartCompletion(CompletionEngine):
         if empty:
             raise InputError(f"part(s) {', '.join(empty)} have no usable face (all degenerate)",
                              "fix the geometry or remove those labels")
+        context_vertices, context_faces, context_index = job.mesh.submesh((job.face_labels < 0) & usable)
+        if len(context_index):
+            segments[CONTEXT] = (context_vertices, context_faces)
         whole_vertices, whole_faces, _ = job.mesh.submesh(usable)
-        fields = {f.name for f in dataclasses.fields(SamplingSettings)}
-        sampling = SamplingSettings(**{k: v for k, v in self.settings.items() if k in fields})
-        meshes = self.pipeline.complete((whole_vertices, whole_faces), segments, list(labels), sampling, progress)
+        meshes = self.pipeline.complete((whole_vertices, whole_faces), segments, list(labels),
+                                        sampling_settings(self.settings), progress)
         return [self._part(job, mesh, segments[mesh.key], face_counts[mesh.key], materials[mesh.key])
                 for mesh in meshes]
 
@@ -131,3 +134,10 @@ class HoloPartCompletion(CompletionEngine):
                              source_faces=source_faces, material_index=material, engine=self.name,
                              settings=dict(self.settings), timings=dict(mesh.timings),
                              watertight=watertight, notes=notes)
+
+
+def sampling_settings(settings: dict):
+    """The pipeline's ``SamplingSettings`` from engine settings; those not given take the defaults above."""
+    from ..holopart.pipeline import SamplingSettings
+    full = HoloPartCompletion.validate_settings(settings)
+    return SamplingSettings(**{f.name: full[f.name] for f in dataclasses.fields(SamplingSettings)})

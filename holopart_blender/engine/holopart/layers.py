@@ -22,7 +22,8 @@ class FourierEmbedding(nn.Module):
     """[x, sin(x_j·f_k), cos(x_j·f_k)] with f_k = 2^k (·π if asked), products laid out axis-major.
 
     The frequencies are not parameters (no state-dict entry); they are made on the fly. Features are
-    computed in float32 and returned in the input's dtype.
+    computed in float32 from the coordinates as given (pass float32 ones: bfloat16 rounds 1.0 to 2^-8) and
+    returned in ``dtype`` (default: the input's).
     """
 
     def __init__(self, num_frequencies: int = 8, include_pi: bool = False, in_channels: int = 3):
@@ -33,13 +34,13 @@ class FourierEmbedding(nn.Module):
     def out_channels(self) -> int:
         return self.in_channels * (1 + 2 * self.num_frequencies)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         freqs = 2.0 ** torch.arange(self.num_frequencies, device=x.device, dtype=torch.float32)
         if self.include_pi:
             freqs = freqs * math.pi
         x32 = x.float()
         products = (x32[..., :, None] * freqs).flatten(-2)  # slot j·F + k = x_j · f_k
-        return torch.cat([x32, products.sin(), products.cos()], dim=-1).to(x.dtype)
+        return torch.cat([x32, products.sin(), products.cos()], dim=-1).to(dtype or x.dtype)
 
 
 class FP32LayerNorm(nn.LayerNorm):

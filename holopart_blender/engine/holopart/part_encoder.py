@@ -28,7 +28,9 @@ class PartEncoder(nn.Module):
                                                kv_channels=whole_in)
 
     def _features(self, points: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.embedder(points[..., :3]), points[..., 3:]], dim=-1)
+        """Embedded xyz (from the coordinates as given) and the other channels, in the module dtype."""
+        dtype = self.encoder_local.proj_in.weight.dtype
+        return torch.cat([self.embedder(points[..., :3], dtype), points[..., 3:].to(dtype)], dim=-1)
 
     def forward(self, part: torch.Tensor, part_local: torch.Tensor, whole: torch.Tensor,
                 context_idx: torch.Tensor, local_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,6 +38,7 @@ class PartEncoder(nn.Module):
 
         part (B, N, 6) object-frame xyz + normal; part_local (B, N, 6) the same in the part's local frame;
         whole (B, M, 7) whole-shape xyz + normal + mask; context_idx / local_idx (B, T) query rows.
+        Give float32 inputs: they are cast to the module dtype after the Fourier embedding.
         """
         part_f, local_f = self._features(part), self._features(part_local)
         context = self.encoder_context(gather_rows(part_f, context_idx), self._features(whole))

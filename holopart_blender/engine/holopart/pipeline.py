@@ -31,10 +31,10 @@ from skimage.measure import marching_cubes
 from ...core.batching import run_batched
 from ...core.errors import InputError
 from ..geometry.sampling import sample_surface
-from ..geometry.topology import face_normals
+from ...core.meshmath import face_normals
 from ...core.progress import Progress
 from .loading import HoloPartModel
-from .scheduler import sample
+from .scheduler import euler_step, schedule
 
 OBJECT_EXTENT = 0.95  # longest half-extent of the normalised object
 LOCAL_EXTENT = 0.95 * 0.7  # longest half-extent of a part in its local frame
@@ -42,20 +42,23 @@ BOUND = 1.05  # the decoding domain is [-BOUND, BOUND]^3 in the local frame
 NEAR_SURFACE = 0.95  # |field| below this marks a lattice point for refinement
 MIN_COARSE = 32  # smallest coarsest extraction grid (cells per axis)
 MAX_REFINEMENTS = 3
+CONTEXT = -1  # segment key of the faces of no part: sampled and used for the labelling, never completed
 # Streams of the seeded generators: one per random choice, so changing one leaves the others alone.
-WHOLE_POINTS, PART_POINTS, CONTEXT_QUERIES, LOCAL_QUERIES, NOISE = range(5)
+WHOLE_POINTS, PART_POINTS, CONTEXT_QUERIES, LOCAL_QUERIES, NOISE, CONTEXT_POINTS = range(6)
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    steps: int = 50
-    guidance: float = 3.5
-    seed: int = 42
-    points: int = 20480
-    resolution: int = 504
-    batch_size: int = 8
-    decimate: int = 10000
-    latent_tokens: int = 2048  # length of a part's latent set (the official pipeline's default; not in a config)
+    """The per-job settings; the engine fills them (its ``Setting`` list holds the defaults)."""
+
+    steps: int
+    guidance: float
+    seed: int
+    points: int
+    resolution: int
+    batch_size: int
+    decimate: int
+    latent_tokens: int  # length of a part's latent set (not in a config)
 
 
 @dataclass
@@ -117,12 +120,16 @@ def farthest_point_sample(points: torch.Tensor, count: int) -> torch.Tensor:
     return chosen
 
 
-def query_indices(points: torch.Tensor, tokens: int, rngs: Sequence[np.random.Generator]) -> torch.Tensor:
-    """(B, tokens) query rows of (B, N, 3): per row a seeded pre-draw of 4·tokens distinct points, then FPS."""
-    pre = torch.from_numpy(np.stack([r.choice(points.shape[1], 4 * tokens, replace=False) for r in rngs]))
-    pre = pre.to(points.device)
-    picked = farthest_point_sample(torch.gather(points, 1, pre[..., None].expand(-1, -1, 3)), tokens)
-    return torch.gather(pre, 1, picked)
+def query_indices(points: torch.Tensor, predraw: torch.Tensor) -> torch.Tensor:
+    """(B, P/4) query rows of (B, N, 3): farthest point sampling over each row's pre-drawn rows (B, P)."""
+    picked = farthest_point_sample(torch.gather(points, 1, predraw[..., None].expand(-1, -1, 3)),
+                                   predraw.shape[1] // 4)
+    return torch.gather(predraw, 1, picked)
+
+
+def predraw(rngs: Sequence[np.random.Generator], count: int, tokens: int) -> torch.Tensor:
+    """(B, 4·tokens) distinct rows of ``count``, one seeded draw per batch row."""
+    return torch.from_numpy(np.stack([r.choice(count, 4 * tokens, replace=False) for r in rngs]))
 
 
 def nearest_labels(points: np.ndarray, clouds: Sequence[np.ndarray]) -> np.ndarray:
@@ -130,6 +137,60 @@ def nearest_labels(points: np.ndarray, clouds: Sequence[np.ndarray]) -> np.ndarr
     owner = np.repeat(np.arange(len(clouds)), [len(c) for c in clouds])
     _, nearest = cKDTree(np.concatenate(clouds)).query(points, workers=-1)
     return owner[nearest]
+
+
+@dataclass
+class Conditions:
+    """The encoders' inputs for a batch of parts (numpy, float32): ``part`` (B, N, 6) xyz + normal in the
+    object frame, ``part_local`` (B, N, 6) the same in each part's local frame, ``whole`` (B, M, 7) the whole
+    shape's xyz + normal + this part's mask, and each part's local frame (centre, scale)."""
+
+    part: np.ndarray
+    part_local: np.ndarray
+    whole: np.ndarray
+    frames: list[tuple[np.ndarray, float]]
+
+
+def part_conditions(clouds: dict, whole_points: np.ndarray, whole_normals: np.ndarray, owner: np.ndarray,
+                    batch: Sequence[int]) -> Conditions:
+    """The ``Conditions`` of the parts ``batch`` (keys of ``clouds``, each (points, normals)). ``owner`` holds,
+    for each whole-shape point, the position in ``clouds`` of the segment it belongs to: a point is in a
+    part's mask only if it is owned by that part (points on the ``CONTEXT`` segment are in none)."""
+    keys = list(clouds)
+    frames = [local_frame(clouds[k][0]) for k in batch]
+    return Conditions(
+        part=np.stack([np.concatenate(clouds[k], axis=1) for k in batch]),
+        part_local=np.stack([np.concatenate([f[2], clouds[k][1]], axis=1) for f, k in zip(frames, batch)]),
+        whole=np.stack([np.concatenate([whole_points, whole_normals, (owner == keys.index(k))[:, None]], axis=1)
+                        .astype(np.float32) for k in batch]),
+        frames=[f[:2] for f in frames])
+
+
+def denoise(model: HoloPartModel, noise: torch.Tensor, local: torch.Tensor, context: torch.Tensor, steps: int,
+            guidance: float, on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Denoise ``noise`` (B, T, C) conditioned on (local, context) tokens; returns the final latents.
+
+    The scheduler gives the timesteps and the Euler update. With ``guidance`` > 1 the unconditional half
+    (zeros for both contexts) and the conditional half run in one batch, and
+    v = v_uncond + guidance·(v_cond − v_uncond). ``on_step(i, steps, latents)`` is called after each step.
+    """
+    timesteps, sigmas = schedule(steps, model.scheduler)
+    guided = guidance > 1.0
+    if guided:
+        local = torch.cat([torch.zeros_like(local), local])
+        context = torch.cat([torch.zeros_like(context), context])
+    x = noise
+    for i in range(steps):
+        model_in = torch.cat([x, x]) if guided else x
+        t = torch.full((model_in.shape[0],), float(timesteps[i]), device=x.device, dtype=torch.float32)
+        v = model.transformer(model_in, t, local, context)
+        if guided:
+            v_uncond, v_cond = v.chunk(2)
+            v = v_uncond + guidance * (v_cond - v_uncond)
+        x = euler_step(x, v, float(sigmas[i]), float(sigmas[i + 1]))
+        if on_step is not None:
+            on_step(i, steps, x)
+    return x
 
 
 def extraction_levels(resolution: int) -> list[int]:
@@ -148,13 +209,15 @@ def _dilate(mask: torch.Tensor, times: int) -> torch.Tensor:
     return x[0, 0] > 0
 
 
-def _near_surface(values: torch.Tensor) -> torch.Tensor:
-    """Lattice points whose sign differs from an axis neighbour's, or whose |value| is below NEAR_SURFACE."""
-    near = values.abs() < NEAR_SURFACE
+def _near_surface(values: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+    """Decoded lattice points whose sign differs from a decoded axis neighbour's, or whose |value| is below
+    NEAR_SURFACE (points not decoded count as neither, as the official "unqueried" value)."""
+    near = (values.abs() < NEAR_SURFACE) & decoded
     inside = values > 0
     for axis in range(3):
-        a, b = inside.narrow(axis, 0, inside.shape[axis] - 1), inside.narrow(axis, 1, inside.shape[axis] - 1)
-        change = a != b
+        n = inside.shape[axis] - 1
+        change = (inside.narrow(axis, 0, n) != inside.narrow(axis, 1, n)) & decoded.narrow(axis, 0, n) \
+            & decoded.narrow(axis, 1, n)
         near.narrow(axis, 0, change.shape[axis]).logical_or_(change)
         near.narrow(axis, 1, change.shape[axis]).logical_or_(change)
     return near
@@ -169,13 +232,15 @@ def lattice_coordinates(index, cells: int):
 
 
 def extract_field(query: Callable[[torch.Tensor], torch.Tensor], resolution: int, device: torch.device,
-                  chunk: int, progress: Progress) -> torch.Tensor:
+                  chunk: int, progress: Progress,
+                  on_level: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
     """The field on the (resolution+1)^3 lattice over [-1.05, 1.05]^3, refined coarse to fine.
 
     The coarsest grid is decoded densely. Each finer level decodes only the points near the surface of the
     level before (sign change with an axis neighbour or |value| < 0.95, dilated); the other points take the
     trilinear upsampling of the coarser field, which keeps their sign, so marching cubes needs no special
-    case for them. ``query(points (Q, 3)) -> values (Q,)`` is called on chunks of at most ``chunk`` points.
+    case for them. ``query(points (Q, 3)) -> values (Q,)`` is called on chunks of at most ``chunk`` points,
+    in float32 local-frame coordinates. ``on_level(level, values, decoded)`` is called after each level.
     """
     levels = extraction_levels(resolution)
     work = [(levels[0] + 1) ** 3] + [0] * (len(levels) - 1)
@@ -192,9 +257,12 @@ def extract_field(query: Callable[[torch.Tensor], torch.Tensor], resolution: int
     axis = torch.arange(n, device=device)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
     values = decode(grid, levels[0], 0).reshape(n, n, n)
+    decoded = torch.ones_like(values, dtype=torch.bool)
+    if on_level is not None:
+        on_level(0, values, decoded)
     for level, cells in enumerate(levels[1:], start=1):
         final = level == len(levels) - 1
-        near = _near_surface(values)
+        near = _near_surface(values, decoded)
         if not final:
             near = _dilate(near, 2)
         marks = torch.zeros((cells + 1,) * 3, dtype=torch.bool, device=device)
@@ -204,6 +272,9 @@ def extract_field(query: Callable[[torch.Tensor], torch.Tensor], resolution: int
         index = marks.nonzero()
         work[level] = len(index)
         values[marks] = decode(index, cells, level)
+        decoded = marks
+        if on_level is not None:
+            on_level(level, values, decoded)
     progress(1.0, f"surface decoded ({sum(work):,} points)")
     return values
 
@@ -233,15 +304,21 @@ def surface_box(values: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
     return values[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].float().cpu().numpy(), np.array(lo)
 
 
+def lattice_mesh(box: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices in lattice-index units, faces wound outward) of a ``surface_box``: marching cubes of the
+    zero level (positive inside). Empty arrays for no surface."""
+    if box is None:
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
+    vertices, faces, _, _ = marching_cubes(box[0], level=0.0)
+    return vertices + box[1], faces[:, ::-1].astype(np.int64)
+
+
 def mesh_surface(box: tuple[np.ndarray, np.ndarray] | None, resolution: int,
                  target_faces: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(vertices in the local frame, faces wound outward, notes) of a ``surface_box``: marching cubes of the
-    zero level (positive inside), exact lattice mapping, then decimation. Empty arrays for no surface."""
-    if box is None:
-        return np.zeros((0, 3)), np.zeros((0, 3), np.int64), []
-    vertices, faces, _, _ = marching_cubes(box[0], level=0.0)
-    return decimate(lattice_coordinates(vertices + box[1], resolution), faces[:, ::-1].astype(np.int64),
-                    target_faces)
+    """(vertices in the local frame, faces wound outward, notes) of a ``surface_box``: ``lattice_mesh``,
+    exact lattice mapping, then decimation."""
+    vertices, faces = lattice_mesh(box)
+    return decimate(lattice_coordinates(vertices, resolution), faces, target_faces)
 
 
 def decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -272,6 +349,15 @@ def query_chunk(device: torch.device, width: int, dtype: torch.dtype) -> int:
     return int(min(max(free // 2 // per_query, 4096), 1 << 20))
 
 
+def field_query(model: HoloPartModel, latents: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The decoder's field of one part's latents (1, T, C) as ``query(points (Q, 3)) -> values (Q,)``, float32.
+
+    The token cache is computed once. The points stay float32 up to the Fourier embedding (its features are
+    cast to the model dtype), so bfloat16's 8-bit mantissa does not round them to a coarser grid."""
+    cache = model.vae.kv_cache(latents)
+    return lambda points: model.vae.query(cache, points[None])[0, :, 0].float()
+
+
 class HoloPartPipeline:
     """Completes the segments of one object with a loaded model."""
 
@@ -284,7 +370,8 @@ class HoloPartPipeline:
         """Complete the segments named by ``targets`` (keys of ``segments``, non-negative ints).
 
         ``whole`` is the object's (vertices, faces); ``segments`` maps every labelled segment (all of them,
-        as they define the part masks) to its (vertices, faces), in the object's frame.
+        as they define the part masks) to its (vertices, faces), in the object's frame. The key ``CONTEXT``
+        holds the faces of no part: the whole-shape points on them are in no part's mask.
         """
         tokens = self.model.part_encoder.config.num_tokens
         if settings.points < 4 * tokens:
@@ -294,19 +381,20 @@ class HoloPartPipeline:
         t0 = time.perf_counter()
         center, scale = object_frame(whole[0][np.unique(whole[1])])
         norm = lambda v: (np.asarray(v, np.float64) - center) / scale  # noqa: E731
-        keys = list(segments)
-        clouds = {k: points_and_normals(norm(v), f, settings.points, _rng(settings.seed, PART_POINTS, k))
+        clouds = {k: points_and_normals(norm(v), f, settings.points, _rng(settings.seed, PART_POINTS, k) if k >= 0
+                                        else _rng(settings.seed, CONTEXT_POINTS))
                   for k, (v, f) in segments.items()}
         whole_points, whole_normals = points_and_normals(norm(whole[0]), whole[1], settings.points,
-                                                     _rng(settings.seed, WHOLE_POINTS))
-        owner = nearest_labels(whole_points, [clouds[k][0] for k in keys])
+                                                         _rng(settings.seed, WHOLE_POINTS))
+        owner = nearest_labels(whole_points, [c[0] for c in clouds.values()])
         sampling_seconds = time.perf_counter() - t0
         state = {"done": 0}
 
         def run(batch: list[int]) -> list[PartMesh]:
             start = state["done"] / len(targets)
             span = progress.span(0.02 + 0.98 * start, 0.02 + 0.98 * (state["done"] + len(batch)) / len(targets))
-            out = self._complete_batch(batch, keys, clouds, whole_points, whole_normals, owner, settings, span)
+            conditions = part_conditions(clouds, whole_points, whole_normals, owner, batch)
+            out = self._complete_batch(batch, conditions, settings, span)
             state["done"] += len(batch)
             return out
 
@@ -317,52 +405,44 @@ class HoloPartPipeline:
         progress(1.0, "done")
         return parts
 
-    def _complete_batch(self, batch, keys, clouds, whole_points, whole_normals, owner, settings, progress):
+    def _complete_batch(self, batch: list[int], conditions: Conditions, settings: SamplingSettings,
+                        progress: Progress) -> list[PartMesh]:
         m, device, dtype = self.model, self.model.device, self.model.dtype
         t0 = _clock(device)
-        frames = [local_frame(clouds[k][0]) for k in batch]
-        tensor = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a))).to(device)  # noqa: E731
-        part = tensor([np.concatenate(clouds[k], axis=1) for k in batch])
-        part_local = tensor([np.concatenate([f[2], clouds[k][1]], axis=1) for f, k in zip(frames, batch)])
-        whole = tensor([np.concatenate([whole_points, whole_normals, (owner == keys.index(k))[:, None]], axis=1)
-                        .astype(np.float32) for k in batch])
-        tokens = m.part_encoder.config.num_tokens
-        context_idx = query_indices(part[..., :3], tokens, [_rng(settings.seed, CONTEXT_QUERIES, k) for k in batch])
-        local_idx = query_indices(part_local[..., :3], tokens, [_rng(settings.seed, LOCAL_QUERIES, k) for k in batch])
+        tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        part, part_local, whole = tensor(conditions.part), tensor(conditions.part_local), tensor(conditions.whole)
+        tokens, count = m.part_encoder.config.num_tokens, part.shape[1]
+        context_idx = query_indices(part[..., :3], tensor(
+            predraw([_rng(settings.seed, CONTEXT_QUERIES, k) for k in batch], count, tokens)))
+        local_idx = query_indices(part_local[..., :3], tensor(
+            predraw([_rng(settings.seed, LOCAL_QUERIES, k) for k in batch], count, tokens)))
         latent_shape = (settings.latent_tokens, m.transformer.config.in_channels)
-        noise = tensor([_rng(settings.seed, NOISE, k).standard_normal(latent_shape, dtype=np.float32) for k in batch])
+        noise = tensor(np.stack([_rng(settings.seed, NOISE, k).standard_normal(latent_shape, dtype=np.float32)
+                                 for k in batch]))
         with torch.inference_mode():
-            context, local = m.part_encoder(part.to(dtype), part_local.to(dtype), whole.to(dtype),
-                                            context_idx, local_idx)
+            context, local = m.part_encoder(part, part_local, whole, context_idx, local_idx)
             t1 = _clock(device)
-            denoise = progress.span(0.0, 0.7, "denoise")
-            latents = sample(m.transformer, noise.to(dtype), local, context, settings.steps, settings.guidance,
-                             m.scheduler, lambda i, n: denoise((i + 1) / n, f"denoising step {i + 1}/{n}"))
+            span = progress.span(0.0, 0.7, "denoise")
+            latents = denoise(m, noise.to(dtype), local, context, settings.steps, settings.guidance,
+                              lambda i, n, _: span((i + 1) / n, f"denoising step {i + 1}/{n}"))
             t2 = _clock(device)
             out = []
             for j, k in enumerate(batch):
                 t3 = _clock(device)
                 extract = progress.span(0.7 + 0.3 * j / len(batch), 0.7 + 0.3 * (j + 1) / len(batch), "extract")
-                box = self._surface_box(latents[j:j + 1], settings, extract)
+                values = extract_field(field_query(m, latents[j:j + 1]), settings.resolution, device,
+                                       query_chunk(device, m.vae.config.width_decoder, dtype), extract)
+                box = surface_box(values)
                 timings = {"encode": (t1 - t0) / len(batch), "denoise": (t2 - t1) / len(batch),
                            "extract": _clock(device) - t3}
                 # Meshing runs on the CPU (threads) while the accelerator decodes the next part.
-                out.append(self._mesher.submit(self._mesh, k, box, frames[j], settings, timings))
+                out.append(self._mesher.submit(self._mesh, k, box, conditions.frames[j], settings, timings))
         return [future.result() for future in out]
-
-    def _surface_box(self, latents: torch.Tensor, settings: SamplingSettings, progress: Progress):
-        """The ``surface_box`` of one part's latents (1, T, C): decoder cache once, then the field."""
-        m = self.model
-        cache = m.vae.kv_cache(latents)
-        chunk = query_chunk(m.device, m.vae.config.width_decoder, m.dtype)
-        values = extract_field(lambda p: m.vae.query(cache, p[None].to(m.dtype))[0, :, 0].float(),
-                               settings.resolution, m.device, chunk, progress)
-        return surface_box(values)
 
     @staticmethod
     def _mesh(key: int, box, frame, settings: SamplingSettings, timings: dict) -> PartMesh:
         t0 = time.perf_counter()
         vertices, faces, notes = mesh_surface(box, settings.resolution, settings.decimate)
-        center, scale, _ = frame
+        center, scale = frame
         timings["mesh"] = time.perf_counter() - t0
         return PartMesh(key, vertices * scale + center, faces, timings, notes)

@@ -43,7 +43,8 @@ class VAE(nn.Module):
 
     def encode(self, points: torch.Tensor, query_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (mean, logvar) for ``points`` (B, N, 6: xyz + normal) with the query rows ``query_idx``."""
-        features = torch.cat([self.embedder(points[..., :3]), points[..., 3:]], dim=-1)
+        dtype = self.post_quant.weight.dtype
+        features = torch.cat([self.embedder(points[..., :3], dtype), points[..., 3:].to(dtype)], dim=-1)
         h = self.encoder(gather_rows(features, query_idx), features)
         mean, logvar = self.quant(h).chunk(2, dim=-1)
         return mean, logvar.clamp(*LOGVAR_RANGE)
@@ -61,8 +62,9 @@ class VAE(nn.Module):
         return self.decoder.blocks[-1].attn2.context_kv(self.decoder_tokens(latents))
 
     def query(self, cache: tuple[torch.Tensor, torch.Tensor], points: torch.Tensor) -> torch.Tensor:
-        """Field values (B, Q, 1) at ``points`` (B, Q, 3): positive inside, negative outside."""
-        h = self.decoder.proj_query(self.embedder(points))
+        """Field values (B, Q, 1) at ``points`` (B, Q, 3): positive inside, negative outside. The points
+        are embedded as given (float32 for full precision), the features cast to the module dtype."""
+        h = self.decoder.proj_query(self.embedder(points, self.post_quant.weight.dtype))
         h = self.decoder.blocks[-1](h, kv=cache)
         return -self.decoder.proj_out(self.decoder.norm_out(h))
 
