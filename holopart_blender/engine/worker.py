@@ -30,6 +30,8 @@ ALIVE_SECONDS = 1.0  # a heartbeat message this often, always
 
 
 class Worker:
+    """One job at a time on the main thread; stdin read on a thread, heartbeats sent from another."""
+
     def __init__(self, out, heartbeat: float = HEARTBEAT_SECONDS):
         self._out = out
         self._lock = threading.Lock()
@@ -58,7 +60,10 @@ class Worker:
     def _alive(self) -> None:
         while True:
             time.sleep(ALIVE_SECONDS)
-            self.send("heartbeat")
+            try:
+                self.send("heartbeat")
+            except OSError:  # the client closed the pipe; the main loop sees stdin close and exits
+                return
 
     # -- input ---------------------------------------------------------------------------------------------
     def read_stdin(self, stdin) -> None:
