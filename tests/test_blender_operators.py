@@ -267,3 +267,51 @@ def test_engine_choices_and_settings_come_from_the_engines(tmp_path):
     assert out["holopart"]["steps"] == 25 and "resolution" not in out["holopart"]
     assert out["geometric"] == {"resolution": 64}
     assert "holopart.weights" not in out["keys"] and "holopart.device" not in out["keys"]
+
+
+def test_grow_parts_from_seeds_is_one_undo_step(tmp_path):
+    out = run_blender("""
+        from holopart_blender.blender.labels import read_labels
+        a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
+        with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
+            bpy.ops.object.join()
+        bpy.context.view_layer.objects.active = a
+        try:
+            bpy.ops.holopart.grow_parts()
+            raise AssertionError("no error without seeds")
+        except RuntimeError as exc:
+            no_seeds = str(exc)
+        centers = np.array([tuple(p.center) for p in a.data.polygons])
+        left = np.flatnonzero(centers[:, 0] < 2)
+        right = np.flatnonzero(centers[:, 0] >= 2)
+        select_faces(a, [int(left[0])])
+        assert bpy.ops.holopart.new_part() == {"FINISHED"}
+        select_faces(a, [int(right[0])])
+        assert bpy.ops.holopart.new_part() == {"FINISHED"}
+        bpy.ops.object.mode_set(mode="OBJECT")
+        seeds = read_labels(a.data)
+        bpy.ops.object.mode_set(mode="EDIT")
+
+        def edit_labels():  # the part attribute as Edit Mode holds it
+            bm = bmesh.from_edit_mesh(a.data)
+            layer = bm.faces.layers.int["holopart_part"]
+            return [f[layer] for f in bm.faces]
+
+        bpy.ops.ed.undo_push(message="start")  # background mode: undo starts with a first push,
+        bpy.ops.ed.undo_push(message="seeds")  # and this step (the state to come back to) is in Edit Mode
+        assert bpy.ops.holopart.grow_parts() == {"FINISHED"}
+        assert a.mode == "EDIT"
+        grown = edit_labels()
+        bpy.ops.ed.undo()
+        undone = edit_labels()
+        bpy.ops.object.mode_set(mode="OBJECT")
+        assert read_labels(a.data).tolist() == undone
+        emit(no_seeds=no_seeds, seeds=seeds.tolist(), grown=grown, undone=undone, left=left.tolist(),
+             right=right.tolist(), colors=len(a.data.color_attributes["holopart_part_color"].data),
+             loops=len(a.data.loops))
+    """, tmp_path)
+    assert "no face is marked as a part" in out["no_seeds"]
+    grown = out["grown"]
+    assert {grown[i] for i in out["left"]} == {0} and {grown[i] for i in out["right"]} == {1}
+    assert out["colors"] == out["loops"]
+    assert out["undone"] == out["seeds"]  # one undo brings back the seeds

@@ -1,4 +1,5 @@
-"""The artist's operators: Complete Part, Segment, Assign Part, New Part, Complete All, Cancel.
+"""The artist's operators: Complete Part, Complete All, Segment, Grow Parts from Seeds, Assign Part, New Part,
+Cancel.
 
 Engine operators run a job on the worker. Invoked from the UI they are modal: a timer drains the worker's
 events on the main thread, progress shows in the panel and the status bar, Esc cancels, and the result is
@@ -24,6 +25,7 @@ from .reimport import build_parts
 from .request import build_request
 
 FORCE_KILL_SECONDS = 5.0
+SEEDED_ENGINE = "seeded"  # the segmentation engine that grows the job's labels
 
 
 class _EngineJobOperator:
@@ -195,35 +197,67 @@ class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
         return super().apply(context, job, result)
 
 
-class HOLOPART_OT_segment(_EngineJobOperator, bpy.types.Operator):
-    """Split the active mesh into parts: writes the integer face attribute 'holopart_part' with a colour preview"""
+class _LabelingOperator(_EngineJobOperator):
+    """Runs a segmentation job on the active mesh and writes the labels back into its part attribute.
+    Subclasses name what the job starts from (``labels``: 'none' or the attribute's seeds) and the method."""
 
-    bl_idname = "holopart.segment"
-    bl_label = "Segment into Parts"
+    labels = "none"
 
     @classmethod
     def poll(cls, context):
         return _poll_mesh(cls, context)
 
+    def segmentation_engine(self, context) -> str:
+        return ""  # the scene's method
+
+    def check_source(self, source) -> None:
+        """Refuse a source the method cannot work from (raises ``InputError``)."""
+
     def make_job(self, context):
         obj = context.active_object
         self._source_name = obj.name
-        source = read_source(obj, context.evaluated_depsgraph_get(), "none")
+        source = read_source(obj, context.evaluated_depsgraph_get(), self.labels)
         if source.num_polygons != len(obj.data.polygons):
             # Modifiers change the faces: labels must land on the mesh's own faces, so segment those.
-            source = read_source(obj, context.evaluated_depsgraph_get(), "none", evaluated=False)
+            source = read_source(obj, context.evaluated_depsgraph_get(), self.labels, evaluated=False)
+        self.check_source(source)
         prefs = preferences()
-        request = make_request(prefs, context.scene.holopart, "segment")
+        request = make_request(prefs, context.scene.holopart, "segment",
+                               segmentation_engine=self.segmentation_engine(context))
         return Job(session.worker_client(prefs), "segment", obj.name, source, request)
 
     def apply(self, context, job, result):
         obj = self._source(context)
         labels = polygon_labels_from_triangles(result.face_labels, job.source.tri_polygon,
-                                                        job.source.num_polygons)
+                                               job.source.num_polygons)
         with _object_mode(context, obj):
             write_labels(obj.data, labels)
         note = "" if job.source.evaluated else " (modifiers change the faces: segmented the mesh without them)"
         return f"{len(set(labels.tolist()) - {-1})} parts with {result.segmentation_engine}{note}"
+
+
+class HOLOPART_OT_segment(_LabelingOperator, bpy.types.Operator):
+    """Split the active mesh into parts: writes the integer face attribute 'holopart_part' with a colour preview"""
+
+    bl_idname = "holopart.segment"
+    bl_label = "Segment into Parts"
+
+
+class HOLOPART_OT_grow_parts(_LabelingOperator, bpy.types.Operator):
+    """Grow the parts marked on a few faces (New Part from Selection) over the whole mesh, stopping at creases"""
+
+    bl_idname = "holopart.grow_parts"
+    bl_label = "Grow Parts from Seeds"
+
+    labels = "attribute"
+
+    def segmentation_engine(self, context) -> str:
+        return SEEDED_ENGINE
+
+    def check_source(self, source) -> None:
+        if not source.job.labels:
+            raise InputError("no face is marked as a part",
+                             "select a few faces of each part and click New Part from Selection, then grow")
 
 
 class _LabelEditOperator:
@@ -356,5 +390,5 @@ class _ProgressPrinter:
             print(f"HoloPart: {event['stage']} {event['fraction'] * 100:3.0f}% {event['message']}", flush=True)
 
 
-CLASSES = (HOLOPART_OT_complete_part, HOLOPART_OT_complete_all, HOLOPART_OT_segment, HOLOPART_OT_assign_part,
-           HOLOPART_OT_new_part, HOLOPART_OT_cancel)
+CLASSES = (HOLOPART_OT_complete_part, HOLOPART_OT_complete_all, HOLOPART_OT_segment, HOLOPART_OT_grow_parts,
+           HOLOPART_OT_assign_part, HOLOPART_OT_new_part, HOLOPART_OT_cancel)

@@ -27,11 +27,13 @@ class VIEW3D_PT_holopart(bpy.types.Panel):
             row.operator("holopart.assign_part")
             row.prop(context.scene.holopart, "active_part", text="")
             layout.operator("holopart.new_part", icon="ADD")
+            layout.operator("holopart.grow_parts", icon="BRUSHES_ALL")
         else:
             col = layout.column()
             col.scale_y = 1.5
             col.operator("holopart.complete_all", icon="MOD_EXPLODE")
             layout.operator("holopart.segment", icon="GROUP_VCOL")
+            layout.operator("holopart.grow_parts", icon="BRUSHES_ALL")
         if job_state.last_summary:
             layout.label(text=job_state.last_summary, icon="INFO")
 
@@ -88,6 +90,7 @@ def _edit_mesh_entries(menu, context):
     layout.operator("holopart.complete_part", icon="MOD_SOLIDIFY")
     layout.operator("holopart.new_part")
     layout.operator("holopart.assign_part")
+    layout.operator("holopart.grow_parts")
 
 
 def _face_context_entries(menu, context):
