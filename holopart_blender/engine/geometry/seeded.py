@@ -15,6 +15,12 @@ parts meet, hardly at all. Concave is told from convex after each connected piec
 Connected pieces with no seed are not reached by any walk: each such piece takes, whole, the label of the
 seed face nearest (by face centre, straight-line distance) to any of its faces. Seed faces keep their
 labels; ties go to the smallest label. The result depends on the input only.
+
+The sparse factorisation grows faster than the face count, so a mesh of more than ``max_nodes`` faces is
+walked on about ``max_nodes / 2`` patches instead: connected faces sharing a cell of a grid and the
+dominant axis of their smoothed normal (as the spectral segmenter groups them), each seed face a patch of
+its own; links between patches add up the weights of the face edges between them, and every face takes
+its patch's label. At a million faces a patch is a few faces across, so part boundaries move by that much.
 """
 
 from __future__ import annotations
@@ -24,16 +30,17 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 from scipy.spatial import cKDTree
 
-from .spectral import _outward
+from .spectral import _outward, _patches
 from ...core.meshmath import face_areas, face_normals
 from .topology import components, face_adjacency, weld
 
 
 def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma: float = 0.05,
-               convex_weight: float = 0.05, smooth: int = 2) -> np.ndarray:
+               convex_weight: float = 0.05, smooth: int = 2, max_nodes: int = 300_000) -> np.ndarray:
     """One label per face: seed faces keep theirs, every other face gets one of the seed labels.
 
     ``seeds`` (F,) holds a label >= 0 on seed faces and -1 elsewhere; at least one face must be seeded.
+    Meshes of more than ``max_nodes`` faces are walked on patches of faces (see the module doc).
     """
     seeds = np.asarray(seeds, np.int64)
     seeded = seeds >= 0
@@ -51,7 +58,23 @@ def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma
     walk = piece_has_seed[piece] & ~seeded  # unseeded faces that a walk from a seed reaches
     if walk.any():
         weight = _edge_weights(vertices, faces, pairs, shared, sigma, convex_weight, smooth)
-        labels[walk] = _random_walk(n, pairs, weight, labels, len(values), walk)
+        if n > max_nodes:  # walk on patches of neighbouring faces alike in place and normal, seeds apart
+            node = _patches(vertices[faces].mean(1), face_areas(vertices, faces), face_normals(vertices, faces),
+                            pairs, max_nodes // 2)
+            node = np.where(seeded, node.max() + 1 + np.arange(n), node)
+            _, node = np.unique(node, return_inverse=True)
+            node = node.reshape(-1)
+        else:
+            node = np.arange(n)
+        m = int(node.max()) + 1
+        node_label = np.full(m, -1, np.int64)
+        node_label[node[seeded]] = labels[seeded]
+        node_walk = np.zeros(m, bool)
+        node_walk[node[walk]] = True
+        cross = node[pairs[:, 0]] != node[pairs[:, 1]]
+        node_pairs = node[pairs[cross]]
+        node_label[node_walk] = _random_walk(m, node_pairs, weight[cross], node_label, len(values), node_walk)
+        labels[walk] = node_label[node[walk]]
 
     lonely = ~piece_has_seed[piece]
     if lonely.any():
