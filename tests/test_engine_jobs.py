@@ -67,6 +67,16 @@ def test_names_from_files_are_data_not_paths(tmp_path):
     assert all(p.parent == tmp_path for p in written)
 
 
+def test_per_part_files_get_names_that_fit_and_differ(tmp_path):
+    vertices, faces, labels = two_boxes()
+    job = PartJob(Mesh(vertices, faces), labels, {0: "é" * 200, 1: "é" * 201})  # the same once cut to fit
+    result = api.complete_parts(job, engine="visible")
+    written = meshfiles.write_parts(tmp_path / ("x" * 100 + ".ply"), result.parts)
+    assert len(written) == 3 and len(set(written)) == 3 and sorted(tmp_path.iterdir()) == sorted(written)
+    assert all(len(p.name.encode()) <= 255 for p in written)
+    assert [len(trimesh.load(p).faces) for p in written[:2]] == [len(p.faces) for p in result.parts]
+
+
 @pytest.mark.parametrize("vertices, faces, match", [
     (np.zeros((0, 3)), np.zeros((0, 3), int), "empty"),
     (np.eye(3), np.array([[0, 1, 5]]), "outside"),

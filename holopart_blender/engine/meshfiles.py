@@ -148,29 +148,38 @@ def name_max(folder: Path) -> int:
 def parts_targets(path: str | os.PathLike, parts: list[CompletedPart]) -> list[Path]:
     """The files ``write_parts`` writes for ``parts`` at ``path``, the ``.parts.json`` sidecar last.
 
-    Raises InputError for a format it cannot write or a name too long for the file system.
+    Per-part file names (``STEM_PARTNAME``) are cut to fit the file system and made unique, so whether the
+    output can be named depends on ``path`` alone. Raises InputError for a format it cannot write or a
+    ``path`` (or its sidecar) too long for the file system.
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    limit = name_max(path.parent)
     if suffix in SCENE_OUTPUT_SUFFIXES:
         targets = [path]
     elif suffix in SINGLE_OUTPUT_SUFFIXES:
         targets, used = [], set()
+        room = limit - len(path.suffix.encode()) - 5  # 5: room for a duplicate's "_NNNN"
         for part in parts:
-            name = f"{path.stem}_{safe_name(part.name)}"
+            base = name = _cut(f"{path.stem}_{safe_name(part.name)}", room)
+            count = 1
             while name in used:
-                name += "_"
+                name, count = f"{base}_{count}", count + 1
             used.add(name)
             targets.append(path.with_name(name + path.suffix))
     else:
         raise InputError(f"cannot write '{suffix}' files", "write .glb, .gltf, .obj, .ply, .stl or .off")
     targets.append(path.with_name(path.stem + ".parts.json"))
-    limit = name_max(path.parent)
     for target in targets:
         if len(os.fsencode(target.name)) > limit:
             raise InputError(f"the output name {target.name[:40]}... is longer than the {limit} bytes a file name "
                              "may have here", "choose a shorter output name with --out")
     return targets
+
+
+def _cut(name: str, size: int) -> str:
+    """``name`` cut to at most ``size`` bytes of UTF-8, on a character boundary."""
+    return name.encode("utf-8")[:max(size, 0)].decode("utf-8", "ignore")
 
 
 def write_parts(path: str | os.PathLike, parts: list[CompletedPart], metadata: dict | None = None) -> list[Path]:
