@@ -32,6 +32,7 @@ def test_complete_part_makes_a_new_object_and_leaves_the_source_alone(tmp_path):
         assert bpy.data.collections["Crate parts"].name in [c.name for c in bpy.context.scene.collection.children]
         assert np.allclose(np.array(part.matrix_world), np.array(src.matrix_world), atol=1e-6)
         assert src.hide_get() and src.mode == "OBJECT"
+        assert bpy.context.view_layer.objects.active == part and part.select_get()  # Complete All can go on
         assert [tuple(v.co) for v in src.data.vertices] == before and len(src.data.polygons) == 6
         assert {{m.name for m in part.data.materials}} <= {{"Red", "Blue"}} and len(part.data.materials) >= 1
         assert [m.name for m in part.modifiers] == ["Smooth by Angle"], [m.name for m in part.modifiers]
@@ -59,7 +60,9 @@ def test_complete_part_makes_a_new_object_and_leaves_the_source_alone(tmp_path):
         src.hide_set(False)
         select_faces(src, [3, 4])
         assert bpy.ops.holopart.complete_part(engine="hull") == {{"FINISHED"}}
-        hull = bpy.data.collections["Crate parts.001"].objects[0]
+        hull = bpy.data.objects["Crate_part.001"]  # Complete Part adds to the source's collection
+        assert sorted(o.name for o in bpy.data.collections["Crate parts"].objects) == ["Crate_part", "Crate_part.001"]
+        assert "Crate parts.001" not in bpy.data.collections and bpy.context.view_layer.objects.active == hull
         assert [m.type for m in hull.modifiers] == ["NODES", "DATA_TRANSFER"], [m.type for m in hull.modifiers]
         transfer = hull.modifiers[-1]
         assert transfer.object == src and transfer.vertex_group == "holopart_visible"
@@ -315,3 +318,54 @@ def test_grow_parts_from_seeds_is_one_undo_step(tmp_path):
     assert {grown[i] for i in out["left"]} == {0} and {grown[i] for i in out["right"]} == {1}
     assert out["colors"] == out["loops"]
     assert out["undone"] == out["seeds"]  # one undo brings back the seeds
+
+
+def test_complete_all_again_replaces_a_failed_build_changes_nothing_and_no_smoothing_asset(tmp_path):
+    out = run_blender("""
+        from holopart_blender.blender import reimport
+        from holopart_blender.core.errors import InputError
+        a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
+        with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
+            bpy.ops.object.join()
+        bpy.context.view_layer.objects.active = a
+        assert bpy.ops.holopart.complete_all(engine="visible") == {"FINISHED"}
+        first = sorted(o.name for o in result_objects("A"))
+        a.hide_set(False)
+        bpy.context.view_layer.objects.active = a
+        assert bpy.ops.holopart.complete_all(engine="visible") == {"FINISHED"}
+        again = sorted(o.name for o in result_objects("A"))
+        collections = sorted(c.name for c in bpy.data.collections)
+        # A build that fails half way leaves the scene as it was.
+        a.hide_set(False)
+        bpy.context.view_layer.objects.active = a
+        counts = {name: len(getattr(bpy.data, name)) for name in ("objects", "meshes", "collections")}
+        build, calls = reimport._build_part, []
+        def failing(*args):
+            calls.append(1)
+            if len(calls) == 2:
+                raise InputError("the second part failed")
+            return build(*args)
+        reimport._build_part = failing
+        try:
+            bpy.ops.holopart.complete_all(engine="visible")
+            raise AssertionError("no error")
+        except RuntimeError as exc:
+            error = str(exc)
+        reimport._build_part = build
+        assert {name: len(getattr(bpy.data, name)) for name in counts} == counts
+        assert not a.hide_get() and sorted(o.name for o in result_objects("A")) == again
+        # Without the essentials asset, parts are shaded smooth with sharp edges by angle in the mesh itself.
+        reimport._essentials_node_group = lambda name: None
+        bpy.data.node_groups.remove(bpy.data.node_groups["Smooth by Angle"])
+        assert bpy.ops.holopart.complete_all(engine="visible") == {"FINISHED"}
+        part = result_objects("A")[0]
+        sharp = part.data.attributes.get("sharp_edge")
+        emit(first=first, again=again, collections=collections, error=error, modifiers=[m.name for m in part.modifiers],
+             smooth=all(p.use_smooth for p in part.data.polygons),
+             sharp=sum(1 for v in sharp.data if v.value) if sharp else 0, edges=len(part.data.edges))
+    """, tmp_path)
+    assert out["first"] == out["again"] and len(out["first"]) == 2  # replaced, not added
+    assert out["collections"] == ["A parts"]
+    assert "the second part failed" in out["error"]
+    assert out["modifiers"] == [] and out["smooth"]
+    assert 0 < out["sharp"] < out["edges"]  # the cube's edges between its sides, not the split quads' diagonals

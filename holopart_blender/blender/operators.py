@@ -125,6 +125,7 @@ class _EngineJobOperator:
 
 
 class _CompletionOperator(_EngineJobOperator):
+    replace_parts = False  # whether the run's parts replace those earlier runs made from the source
     engine: bpy.props.EnumProperty(name="Engine", items=properties.operator_engine_items,
                                    default=listing.number(listing.PREFERENCES), description="Completion engine for this run")
 
@@ -137,7 +138,7 @@ class _CompletionOperator(_EngineJobOperator):
         if source_obj.mode == "EDIT":
             with context.temp_override(active_object=source_obj, object=source_obj):
                 bpy.ops.object.mode_set(mode="OBJECT")
-        collection, objects = build_parts(context, source_obj, job.source, result)
+        collection, objects = build_parts(context, source_obj, job.source, result, replace=self.replace_parts)
         engine = f"{result.engine} (auto)" if job.request.engine == "auto" else result.engine
         return f"{len(objects)} part(s) with {engine} into '{collection.name}'"
 
@@ -172,6 +173,7 @@ class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
 
     bl_idname = "holopart.complete_all"
     bl_label = "Complete All Parts"
+    replace_parts = True
 
     resegment: bpy.props.BoolProperty(name="Segment Again", default=False,
                                       description="Segment even if the mesh already has part labels")

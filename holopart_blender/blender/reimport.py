@@ -3,6 +3,7 @@ and custom normals (see ``build_parts``)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import bpy
@@ -10,56 +11,114 @@ import numpy as np
 from mathutils import Matrix
 from mathutils.bvhtree import BVHTree
 
-from ..core.errors import EngineError, InputError
+from ..core.errors import InputError
 from ..core.partjob import JobResult
 from .export import SourceMesh
 
 VISIBLE_GROUP = "holopart_visible"
 SMOOTH_BY_ANGLE = "Smooth by Angle"
+SMOOTH_ANGLE = math.radians(30.0)  # Smooth by Angle's default
+SOURCE_PROPERTY = "holopart_source"  # on a parts collection: the name of the source it holds the parts of
+ROLLBACK = ("objects", "meshes", "collections", "node_groups")  # what a failed build removes again
+_missing_assets: set[str] = set()  # node groups this Blender's bundled assets lack
 # A result vertex closer than this share of its part's size to the source surface counts as visible.
 VISIBLE_DISTANCE = 0.01
 
 
-def build_parts(context, source_obj, source: SourceMesh, result: JobResult) -> tuple[bpy.types.Collection, list]:
-    """One object per completed part, in a new collection named after the source.
+def build_parts(context, source_obj, source: SourceMesh, result: JobResult,
+                replace: bool = False) -> tuple[bpy.types.Collection, list]:
+    """One object per completed part, in the source's parts collection.
+
+    The collection is the one an earlier run made for this source (its ``holopart_source`` property names
+    the source), else a new ``<source> parts``. ``replace`` (Complete All) removes the parts earlier runs
+    made from this source there; otherwise (Complete Part) the new parts join them. Everything is built
+    first and linked into the scene last; a failure removes what was built, so the scene stays as it was.
+    Then the source is hidden, the new parts are selected and the first is active.
 
     Each part gets the source's transform (the world-space result is brought back into the source's
     local frame), the material slots of the faces it came from (``face_source`` for kept faces, the
     segment's majority for new ones) and the source's UVs and custom normals. Faces the engine kept
     (``face_source >= 0``) take UVs and custom normals exactly from the face corners they reproduce; a part
     the engine remeshed (no kept face) gets a Data Transfer modifier of UVs and custom normals from the
-    source instead, limited to the vertices on its visible surface. Parts without custom normals get
-    Smooth by Angle. The source is hidden and otherwise left alone.
+    source instead, limited to the vertices on its visible surface. Parts without custom normals are
+    smoothed by angle (see ``_smooth_by_angle``). The source is otherwise left alone.
     """
     world = Matrix(source_obj.matrix_world)
     if abs(world.determinant()) < 1e-12:
         raise InputError(f"'{source_obj.name}' has a zero scale", "fix the object's scale (Object > Apply > Scale)")
-    inverse = np.array(world.inverted(), np.float64)
-    collection = bpy.data.collections.new(f"{source_obj.name} parts")
-    context.scene.collection.children.link(collection)
-    job_mesh = source.job.mesh
-    local_source = job_mesh.vertices @ inverse[:3, :3].T + inverse[:3, 3]
-    objects = []
-    for part in result.parts:
-        vertices = np.asarray(part.vertices, np.float64) @ inverse[:3, :3].T + inverse[:3, 3]
-        mesh = _new_mesh(f"{source_obj.name}_{part.name}", vertices, part.faces)
-        _assign_materials(mesh, source_obj, job_mesh.face_materials, part)
-        obj = bpy.data.objects.new(mesh.name, mesh)
-        obj.matrix_world = world
+    before = {name: set(getattr(bpy.data, name)) for name in ROLLBACK}
+    try:
+        collection = _parts_collection(source_obj)
+        objects = [_build_part(source_obj, source, part, world) for part in result.parts]
+    except Exception:
+        _remove_new(before)
+        raise
+    if collection.name not in context.scene.collection.children:
+        context.scene.collection.children.link(collection)
+    if replace:
+        for old in [o for o in collection.objects if o.get("holopart", {}).get("source") == source_obj.name]:
+            mesh = old.data
+            bpy.data.objects.remove(old)
+            if mesh.users == 0:
+                bpy.data.meshes.remove(mesh)
+        for obj, part in zip(objects, result.parts):  # built while the old names were taken
+            obj.name = obj.data.name = _part_name(source_obj, part)
+    for obj in objects:
         collection.objects.link(obj)
-        obj["holopart"] = {"source": source_obj.name, "label": part.label, "engine": part.engine,
-                           "watertight": part.watertight, "source_faces": part.source_faces}
-        face_source = np.asarray(part.face_source, np.int64)
-        if (face_source >= 0).any():
-            if not _copy_corner_data(mesh, source, face_source):
-                _smooth_by_angle(obj)
-        else:
-            _visible_group(obj, vertices, local_source, job_mesh.faces[source.job.face_labels == part.label])
-            _smooth_by_angle(obj)
-            _transfer_from_source(obj, source_obj)
-        objects.append(obj)
     source_obj.hide_set(True)
+    layer = context.view_layer
+    for obj in layer.objects.selected:
+        obj.select_set(False)
+    shown = [obj for obj in objects if obj.name in layer.objects]  # not when the collection is excluded
+    for obj in shown:
+        obj.select_set(True)
+    layer.objects.active = shown[0] if shown else None
     return collection, objects
+
+
+def _parts_collection(source_obj):
+    """The collection of the source's parts: an earlier run's, or a new one (not yet in the scene)."""
+    for collection in bpy.data.collections:
+        if collection.get(SOURCE_PROPERTY) == source_obj.name and collection.library is None:
+            return collection
+    collection = bpy.data.collections.new(f"{source_obj.name} parts")
+    collection[SOURCE_PROPERTY] = source_obj.name
+    return collection
+
+
+def _build_part(source_obj, source: SourceMesh, part, world):
+    """The object of one part, in no collection yet."""
+    inverse = np.array(world.inverted(), np.float64)
+    job_mesh = source.job.mesh
+    vertices = np.asarray(part.vertices, np.float64) @ inverse[:3, :3].T + inverse[:3, 3]
+    mesh = _new_mesh(_part_name(source_obj, part), vertices, part.faces)
+    _assign_materials(mesh, source_obj, job_mesh.face_materials, part)
+    obj = bpy.data.objects.new(mesh.name, mesh)
+    obj.matrix_world = world
+    obj["holopart"] = {"source": source_obj.name, "label": part.label, "engine": part.engine,
+                       "watertight": part.watertight, "source_faces": part.source_faces}
+    face_source = np.asarray(part.face_source, np.int64)
+    if (face_source >= 0).any():
+        if not _copy_corner_data(mesh, source, face_source):
+            _smooth_by_angle(obj)
+    else:
+        local_source = job_mesh.vertices @ inverse[:3, :3].T + inverse[:3, 3]
+        _visible_group(obj, vertices, local_source, job_mesh.faces[source.job.face_labels == part.label])
+        _smooth_by_angle(obj)
+        _transfer_from_source(obj, source_obj)
+    return obj
+
+
+def _part_name(source_obj, part) -> str:
+    return f"{source_obj.name}_{part.name}"
+
+
+def _remove_new(before: dict) -> None:
+    """Remove the data-blocks made since ``before`` (objects first, so their meshes lose their users)."""
+    for name in ROLLBACK:
+        blocks = getattr(bpy.data, name)
+        for block in [b for b in blocks if b not in before[name]]:
+            blocks.remove(block)
 
 
 def _copy_corner_data(mesh, source: SourceMesh, face_source: np.ndarray) -> bool:
@@ -123,25 +182,33 @@ def _visible_group(obj, vertices: np.ndarray, source_vertices: np.ndarray, segme
 
 def _smooth_by_angle(obj) -> None:
     """Blender's Smooth by Angle modifier (its node group from the bundled essentials assets, as the Shade
-    Auto Smooth operator adds it, but without that operator's Object Mode requirement)."""
+    Auto Smooth operator adds it, but without that operator's Object Mode requirement). Where the assets
+    are missing (some distribution builds), the mesh itself is shaded smooth with sharp edges by angle."""
     group = bpy.data.node_groups.get(SMOOTH_BY_ANGLE)
     if group is None or group.bl_idname != "GeometryNodeTree":
         group = _essentials_node_group(SMOOTH_BY_ANGLE)
+    if group is None:
+        obj.data.shade_smooth()
+        obj.data.set_sharp_from_angle(angle=SMOOTH_ANGLE)
+        return
     obj.modifiers.new(SMOOTH_BY_ANGLE, "NODES").node_group = group
 
 
 def _essentials_node_group(name: str):
-    """Append a node group from Blender's bundled asset files (their layout differs between versions)."""
+    """Append a node group from Blender's bundled asset files (their layout differs between versions);
+    None when no asset file has it."""
+    if name in _missing_assets:
+        return None
     assets = Path(bpy.utils.system_resource("DATAFILES", path="assets"))
-    for path in sorted(assets.rglob("*.blend")):
+    for path in sorted(assets.rglob("*.blend")) if assets.is_dir() else ():
         with bpy.data.libraries.load(str(path)) as (source, target):
             found = name in source.node_groups
             if found:
                 target.node_groups = [name]
         if found:
             return target.node_groups[0]
-    raise EngineError(f"Blender's '{name}' node group was not found in {assets}", "reinstall Blender",
-                      kind="blender")
+    _missing_assets.add(name)  # the bundled assets do not change while Blender runs
+    return None
 
 
 def _transfer_from_source(obj, source_obj) -> None:
