@@ -252,7 +252,10 @@ def test_engine_choices_and_settings_come_from_the_engines(tmp_path):
         assert prefs.engine == "geometric"
         completion = [item[0] for item in properties.completion_items(prefs, bpy.context)]
         segmentation = [item[0] for item in properties.segmentation_items(settings, bpy.context)]
+        settings["holopart.guidance"] = 4  # set by a script before the panel made the setting: kept, as a float
         properties.ensure_settings(settings, session.engines(prefs))
+        assert settings["holopart.guidance"] == 4.0 and isinstance(settings["holopart.guidance"], float)
+        settings["holopart.guidance"] = 3.5
         steps = settings.id_properties_ui("holopart.steps").as_dict()
         guidance = settings.id_properties_ui("holopart.guidance").as_dict()
         settings["holopart.steps"] = 25

@@ -10,6 +10,7 @@ from ..core.errors import EngineError
 from . import listing, session
 from .addon import preferences
 
+PYTHON_TYPES = {"int": int, "float": float, "bool": bool}  # the listing's type names of the shown settings
 _items: dict[str, list] = {}  # enum items by kind, kept alive while Blender holds their strings
 
 
@@ -60,6 +61,7 @@ def stored_settings(settings) -> dict:
 
 
 def missing_settings(settings, found: dict) -> bool:
+    """Whether a shown engine setting has no ID property on ``settings`` yet."""
     return any(listing.key(engine, s["name"]) not in settings
                for kind in ("completion", "segmentation") for engine in found[kind]
                for s in listing.shown_settings(found, kind, engine))
@@ -67,17 +69,19 @@ def missing_settings(settings, found: dict) -> bool:
 
 def ensure_settings(settings, found: dict) -> None:
     """Create the ID property of every shown engine setting that is missing, with the engine's default,
-    limits and help (a value already set, e.g. by a script, is kept)."""
+    limits and help (a value already set, e.g. by a script, is kept, in the setting's type)."""
     for kind in ("completion", "segmentation"):
         for engine in found[kind]:
             for s in listing.shown_settings(found, kind, engine):
-                name = listing.key(engine, s["name"])
-                if name not in settings:
-                    settings[name] = s["default"]
-                limits = {k: s[v] for k, v in (("min", "minimum"), ("max", "maximum")) if s.get(v) is not None}
-                if s["type"] == "bool":
-                    limits = {}
-                settings.id_properties_ui(name).update(default=s["default"], description=s["help"], **limits)
+                name, kind_of = listing.key(engine, s["name"]), PYTHON_TYPES[s["type"]]
+                default = kind_of(s["default"])
+                value = kind_of(settings.get(name, default))
+                if name in settings and type(settings[name]) is not kind_of:
+                    del settings[name]  # an ID property keeps its type: a script's 1 for a float becomes 1.0
+                settings[name] = value
+                limits = {} if s["type"] == "bool" else \
+                    {k: s[v] for k, v in (("min", "minimum"), ("max", "maximum")) if s.get(v) is not None}
+                settings.id_properties_ui(name).update(default=default, description=s["help"], **limits)
 
 
 CLASSES = (HoloPartSettings,)
