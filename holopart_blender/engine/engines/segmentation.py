@@ -102,11 +102,11 @@ class SeededSegmentation(SegmentationEngine):
     description = "grows the part labels marked on a few faces over the mesh, stopping at concave creases"
     uses_seeds = True
     settings_spec = (
-        Setting("sigma", float, 0.05, "how strongly creases stop the growth: smaller stops at gentler creases",
+        Setting("sigma", float, 0.01, "how strongly creases stop the growth: smaller stops at gentler creases",
                 minimum=1e-3, maximum=10.0),
         Setting("convex_weight", float, 0.05, "how much convex edges count against growth, relative to concave ones",
                 minimum=0.0, maximum=1.0),
-        Setting("smooth", int, 2, "rings of neighbours each face normal is averaged over (remesh staircases cancel)",
+        Setting("smooth", int, 6, "rings of neighbours each face normal is averaged over (remesh staircases cancel)",
                 minimum=0, maximum=20),
     )
 

@@ -35,8 +35,8 @@ from ...core.meshmath import face_areas, face_normals
 from .topology import components, face_adjacency, weld
 
 
-def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma: float = 0.05,
-               convex_weight: float = 0.05, smooth: int = 2, max_nodes: int = 300_000) -> np.ndarray:
+def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma: float = 0.01,
+               convex_weight: float = 0.05, smooth: int = 6, max_nodes: int = 100_000) -> np.ndarray:
     """One label per face: seed faces keep theirs, every other face gets one of the seed labels.
 
     ``seeds`` (F,) holds a label >= 0 on seed faces and -1 elsewhere; at least one face must be seeded.
