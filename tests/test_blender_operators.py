@@ -372,3 +372,25 @@ def test_complete_all_again_replaces_a_failed_build_changes_nothing_and_no_smoot
     assert "the second part failed" in out["error"]
     assert out["modifiers"] == [] and out["smooth"]
     assert 0 < out["sharp"] < out["edges"]  # the cube's edges between its sides, not the split quads' diagonals
+
+
+def test_the_ui_never_waits_for_the_engine_listing(tmp_path):
+    # The panel and the engine menus draw with engines_if_ready: while the worker starts, it asks and returns
+    # at once; the answer is collected later (a timer in the UI, called by hand here), or by a job's drain.
+    out = run_blender("""
+        import time
+        prefs = bpy.context.preferences.addons["holopart_blender"].preferences
+        session.shutdown_worker()
+        t0 = time.perf_counter()
+        first = session.engines_if_ready(prefs, wait=False)
+        asked_in = time.perf_counter() - t0
+        again = session.engines_if_ready(prefs, wait=False)  # still starting: no second request, no wait
+        deadline = time.monotonic() + 120
+        while session._collect_listing() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = session.engines_if_ready(prefs, wait=False)
+        emit(first=first is None, again=again is None, asked_in=asked_in,
+             geometric="geometric" in found["completion"], seeded=found["segmentation"]["seeded"]["uses_seeds"])
+    """, tmp_path)
+    assert out["first"] and out["again"] and out["asked_in"] < 0.3
+    assert out["geometric"] and out["seeded"] is True

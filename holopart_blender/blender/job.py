@@ -13,6 +13,7 @@ from pathlib import Path
 from ..wire.client import WorkerClient
 from ..wire.jobfolder import read_result, write_job
 from ..wire.request import JobRequest
+from . import session
 from .addon import user_folder
 
 KEEP_JOB_FOLDERS = 5
@@ -60,6 +61,8 @@ class Job:
             self.job_id = event["id"]
         elif event["type"] in ("done", "error", "cancelled") and event.get("id") == self.job_id:
             self.final = event
+        elif event["type"] == "engines":  # asked for by the UI while this job runs
+            session.take_listing(event)
 
     def drain(self) -> dict | None:
         """Apply the worker's events so far; returns the final event once the job has ended."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import job as job_state, listing, properties
+from . import job as job_state, listing, properties, session
 from .addon import preferences
 
 
@@ -51,7 +51,10 @@ class VIEW3D_PT_holopart_settings(bpy.types.Panel):
         settings, prefs = context.scene.holopart, preferences()
         found = properties.engine_listing()
         if found is None:
-            layout.label(text="The engine worker is not answering (see the engine log)", icon="ERROR")
+            if session.listing_failed:
+                layout.label(text="The engine worker did not start (see the engine log)", icon="ERROR")
+            else:
+                layout.label(text="Starting the engine worker...", icon="TIME")
             return
         if properties.missing_settings(settings, found) and not bpy.app.timers.is_registered(_create_settings):
             bpy.app.timers.register(_create_settings)  # ID properties cannot be written while drawing

@@ -15,9 +15,10 @@ _items: dict[str, list] = {}  # enum items by kind, kept alive while Blender hol
 
 
 def engine_listing() -> dict | None:
-    """The worker's engine listing (the worker starts on first use); None when it cannot answer."""
+    """The worker's engine listing; None while the worker starts (the UI never waits for it) or when it
+    cannot answer."""
     try:
-        return session.engines(preferences())
+        return session.engines_if_ready(preferences())
     except EngineError:
         return None
 
@@ -25,7 +26,7 @@ def engine_listing() -> dict | None:
 def _enum_items(kind: str, first=()) -> list:
     found = engine_listing()
     if found is None:
-        entries = [("auto", "Auto", "The engine worker is not answering (see the engine log)")]
+        entries = [("auto", "Auto", "The engine list is not there yet: the engine worker is starting")]
     else:
         entries = listing.choices(found, "segmentation" if kind == "segmentation" else "completion")
     _items[kind] = [(name, text, help, listing.number(name)) for name, text, help in (*first, *entries)]

@@ -16,6 +16,17 @@ def register():
     properties.register_properties()
     for menu, draw in panels.MENU_ENTRIES:
         menu.append(draw)
+    if not bpy.app.background:  # start the worker now, so the first job does not wait for it
+        bpy.app.timers.register(_warm_up, first_interval=0.5)
+
+
+def _warm_up() -> None:
+    from .addon import preferences
+
+    try:
+        session.engines_if_ready(preferences())
+    except Exception as exc:  # noqa: BLE001 - a warm-up must never break registration; the panel says why
+        print(f"HoloPart: the engine worker could not be started: {exc}")
 
 
 def unregister():

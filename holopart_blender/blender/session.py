@@ -24,6 +24,8 @@ BUNDLED_MODULES = ("numpy", "scipy", "trimesh", "skimage")
 _client: WorkerClient | None = None
 _client_key: tuple | None = None
 _engines: dict | None = None
+_asked = False  # an engines request is on its way (``engines_if_ready``)
+listing_failed = False  # the worker died before listing its engines; a job or a new worker asks again
 
 
 def environment_manager(prefs) -> EnvironmentManager:
@@ -62,15 +64,64 @@ def worker_client(prefs) -> WorkerClient:
 
 def shutdown_worker() -> None:
     """Stop the worker (before the environment it runs on is replaced, and on unregister)."""
-    global _client, _client_key, _engines
+    global _client, _client_key, _engines, _asked, listing_failed
     if _client is not None:
         _client.close()
-    _client, _client_key, _engines = None, None, None
+    _client, _client_key, _engines, _asked, listing_failed = None, None, None, False, False
+
+
+def engines_if_ready(prefs, wait: bool | None = None) -> dict | None:
+    """The listing when the worker has sent it. Otherwise ask for it (starting the worker, which takes a
+    few seconds) and return None at once: what the UI draws with, so a starting worker never blocks it. A
+    timer collects the answer and redraws. ``wait`` (default: in background mode, where no timer runs)
+    waits for it instead, as ``engines`` does."""
+    global _asked
+    if bpy.app.background if wait is None else wait:
+        return engines(prefs)
+    client = worker_client(prefs)
+    if _engines is not None and client.running:
+        return _engines
+    if listing_failed:
+        return None
+    if not _asked or not client.running:
+        client.request_engines()
+        _asked = True
+        if not bpy.app.timers.is_registered(_collect_listing):
+            bpy.app.timers.register(_collect_listing, first_interval=0.2)
+    return None
+
+
+def take_listing(event: dict) -> None:
+    """Keep an ``engines`` event as the listing (from the timer, or from a running job's events)."""
+    global _engines, _asked, listing_failed
+    _engines, _asked, listing_failed = event, False, False
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            area.tag_redraw()
+
+
+def _collect_listing():
+    """Timer: wait for the listing without blocking; a running job's drain hands it over instead."""
+    global _asked, listing_failed
+    from . import job
+
+    if _client is None or not _asked:
+        return None
+    if job.current is None:
+        for event in _client.poll():
+            if event["type"] == "engines":
+                take_listing(event)
+                return None
+            if event["type"] == "worker_exit":
+                _asked, listing_failed = False, True
+                return None
+    return 0.2
 
 
 def engines(prefs, timeout: float = 300.0) -> dict:
     """The worker's engines with their availability and settings (asked once per worker)."""
-    global _engines
+    global _engines, listing_failed
+    listing_failed = False
     client = worker_client(prefs)
     if _engines is None or not client.running:
         client.request_engines()
