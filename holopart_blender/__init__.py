@@ -6,13 +6,23 @@ entry points that touch bpy, so ``import holopart_blender.engine`` works in any 
 """
 
 
-def register():
+def _blender_side():
+    """The Blender side to register: the whole of it, or, where Blender's Python lacks numpy, the module
+    that says so."""
+    try:
+        import numpy  # noqa: F401 - Blender's official builds include it; some distribution builds do not
+    except ImportError:
+        from .blender import no_numpy
+
+        return no_numpy
     from .blender import registration
 
-    registration.register()
+    return registration
+
+
+def register():
+    _blender_side().register()
 
 
 def unregister():
-    from .blender import registration
-
-    registration.unregister()
+    _blender_side().unregister()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from blender_harness import run_blender
+import json
+import os
+import subprocess
+import sys
+
+from blender_harness import ROOT, run_blender
 
 ENGINE = "PREFERENCES"  # the product default: the preferences' "auto"
 
@@ -194,7 +199,7 @@ def test_cancel_and_a_killed_worker(tmp_path, benchmark_dir):
         def start():  # what the modal operator does on invoke
             source = export.read_source(src, bpy.context.evaluated_depsgraph_get(), "none")
             request = operators.make_request(prefs, bpy.context.scene.holopart, "amodal")
-            job = Job(session.worker_client(prefs), "amodal", src.name, source, request)
+            job = Job(session.worker_client(prefs), source, request)
             job.start()
             return job
 
@@ -394,3 +399,35 @@ def test_the_ui_never_waits_for_the_engine_listing(tmp_path):
     """, tmp_path)
     assert out["first"] and out["again"] and out["asked_in"] < 0.3
     assert out["geometric"] and out["seeded"] is True
+
+
+def test_without_numpy_the_extension_says_why_and_registers_no_operator(tmp_path):
+    # A distribution build of Blender whose Python has no numpy (Debian's): numpy is hidden before enabling.
+    script = tmp_path / "no_numpy.py"
+    script.write_text(f"""
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+import bpy, addon_utils
+sys.modules["numpy"] = None  # 'import numpy' now fails, as on a build without it
+bpy.ops.wm.read_factory_settings(use_empty=True)
+addon_utils.enable("holopart_blender", default_set=True)
+prefs = bpy.context.preferences.addons["holopart_blender"].preferences
+from holopart_blender.blender import no_numpy
+print("EMIT " + json.dumps(dict(prefs=type(prefs).__name__, panel=hasattr(bpy.types, "VIEW3D_PT_holopart"),
+      operator="complete_part" in dir(bpy.ops.holopart),
+      message=no_numpy.MESSAGE[0])))
+addon_utils.disable("holopart_blender")
+print("EMIT " + json.dumps(dict(after=hasattr(bpy.types, "VIEW3D_PT_holopart"))))
+""")
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environ["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender_user")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=environ,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("EMIT "):
+            out.update(json.loads(line[5:]))
+    assert out["prefs"] == "HoloPartPreferences" and out["panel"] and not out["operator"]
+    assert "numpy" in out["message"] and "HoloPart needs numpy" in proc.stdout
+    assert out["after"] is False

@@ -25,8 +25,8 @@ last_summary: str = ""  # what the last job did, for the panel
 class Job:
     """One job: its folder, the source it was read from, and its progress as reported by the worker."""
 
-    def __init__(self, client: WorkerClient, operation: str, source_name: str, source, request: JobRequest):
-        self.client, self.operation, self.source_name, self.source = client, operation, source_name, source
+    def __init__(self, client: WorkerClient, source, request: JobRequest):
+        self.client, self.source = client, source
         self.request = request
         self.folder = new_job_folder(user_folder() / "jobs")
         self.job_id: str | None = None

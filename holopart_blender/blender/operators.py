@@ -165,7 +165,7 @@ class HOLOPART_OT_complete_part(_CompletionOperator, bpy.types.Operator):
         source.job.part_names = {0: "part"}
         prefs = preferences()
         request = make_request(prefs, context.scene.holopart, "complete", self.engine_name())
-        return Job(session.worker_client(prefs), "complete", obj.name, source, request)
+        return Job(session.worker_client(prefs), source, request)
 
 
 class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
@@ -191,7 +191,7 @@ class HOLOPART_OT_complete_all(_CompletionOperator, bpy.types.Operator):
             source.job.face_labels[:] = -1
         prefs = preferences()
         request = make_request(prefs, context.scene.holopart, operation, self.engine_name())
-        return Job(session.worker_client(prefs), operation, obj.name, source, request)
+        return Job(session.worker_client(prefs), source, request)
 
     def apply(self, context, job, result):
         if result.face_labels is not None:  # the parts as segmented (the source itself stays unchanged)
@@ -226,7 +226,7 @@ class _LabelingOperator(_EngineJobOperator):
         prefs = preferences()
         request = make_request(prefs, context.scene.holopart, "segment",
                                segmentation_engine=self.segmentation_engine(context))
-        return Job(session.worker_client(prefs), "segment", obj.name, source, request)
+        return Job(session.worker_client(prefs), source, request)
 
     def apply(self, context, job, result):
         obj = self._source(context)
