@@ -1,7 +1,7 @@
 """Metrics for part completion and segmentation (the paper's, plus the hidden-surface scores).
 
 All distances are in the frame the meshes are given in; the runner passes them in the object frame
-(normalised to [-1, 1] on the longest axis) and again in each part's own frame (``part_frame``).
+(normalised to [-1, 1] on the longest axis) and again in each part's own frame (``meshmath.box_frame``).
 
 Per part (``score_part``):
 - ``chamfer``: L1 Chamfer distance, the mean of the two mean nearest-sample distances (result → truth and
@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from holopart_blender.core.meshmath import compact_labels, face_areas
+from holopart_blender.core.meshmath import box_frame, compact_labels, face_areas
 from .sampling import seeded_samples
 
 VOXELS = 64
@@ -39,13 +39,6 @@ HIDDEN_MATCH = 0.01
 PENETRATION_VOXELS = 128
 SOLID_DENSITY = 40  # surface samples per crossed cell when voxelising a solid (an empty cell has odds e^-40)
 SOLID_MAX_SAMPLES = 30_000_000
-
-
-def part_frame(vertices: np.ndarray) -> tuple[np.ndarray, float]:
-    """(centre, scale) putting ``vertices`` (the truth part) in [-1, 1] on its longest axis: (v - centre) * scale."""
-    low, high = vertices.min(axis=0), vertices.max(axis=0)
-    extent = float((high - low).max())
-    return 0.5 * (low + high), (2.0 / extent if extent > 0 else 1.0)
 
 
 def nearest_distance(points: np.ndarray, to: np.ndarray, upper_bound: float = np.inf) -> np.ndarray:
@@ -136,7 +129,7 @@ def score_part(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vert
     scores = {"success": True, **_scores(result, truth, to_truth, to_result),
               **hidden_scores(to_truth, to_result, truth_hidden, added, overlapped)}
     # The part frame is a translation and a uniform scale: distances scale, only the voxels need redoing.
-    centre, scale = part_frame(truth_vertices)
+    centre, scale = box_frame(truth_vertices)  # the truth part in [-1, 1] on its longest axis
     own = _scores((result - centre) * scale, (truth - centre) * scale, to_truth * scale, to_result * scale)
     scores.update({f"part_{k}": v for k, v in own.items()})
     return scores

@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 from skimage import measure
 
 from holopart_blender.core.errors import EngineError, InputError
-from holopart_blender.core.meshmath import TOL, triangle_cross
+from holopart_blender.core.meshmath import TOL, box_frame, triangle_cross
 from holopart_blender.engine.meshfiles import load_job, parts_scene, safe_name
 from holopart_blender.core.partjob import Mesh, PartJob
 
@@ -225,11 +225,9 @@ def _load_object(path: Path) -> tuple[PartJob, list[Mesh], np.ndarray, float]:
     whole = load_job(path)
     if len(whole.labels) < 1 or whole.face_labels.min() < 0:
         raise InputError(f"{path.name} holds no named part meshes", "give a GLB with one mesh node per part")
-    low, high = whole.mesh.vertices.min(axis=0), whole.mesh.vertices.max(axis=0)
-    extent = float((high - low).max())
-    if not extent > 0:
+    if not np.ptp(whole.mesh.vertices, axis=0).max() > 0:
         raise InputError(f"{path.name} has no extent", "the object is a single point")
-    centre, scale = 0.5 * (low + high), 2.0 / extent
+    centre, scale = box_frame(whole.mesh.vertices)
     mesh = Mesh((whole.mesh.vertices - centre) * scale, whole.mesh.faces, name=path.stem)
     whole = PartJob(mesh, whole.face_labels, whole.part_names)
     parts = []

@@ -60,6 +60,15 @@ def edge_key(a: np.ndarray, b: np.ndarray, n: int, directed: bool = True) -> np.
     return np.minimum(a, b) * n + np.maximum(a, b)
 
 
+def box_frame(points: np.ndarray, half_extent: float = 1.0) -> tuple[np.ndarray, float]:
+    """``(centre, scale)`` putting ``points`` in a box centred on theirs whose longest half-side is
+    ``half_extent``: ``normalised = (points - centre) * scale``, and back ``normalised / scale + centre``.
+    Points with no extent get scale 1."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    extent = float((high - low).max())
+    return 0.5 * (low + high), (2.0 * half_extent / extent if extent > 0 else 1.0)
+
+
 def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct labels, sorted, and each entry's index into them (labels renumbered 0..k-1)."""
     ids, inverse = np.unique(labels, return_inverse=True)
