@@ -1,0 +1,61 @@
+"""The modal operators in a real Blender window (issue #21): Esc, the Cancel button, Ctrl+Z after a run and
+after a failure, with real key presses (xdotool) under Xvfb.
+
+Skipped unless the real-Blender chroot exists. To enable it (root, the Debian mirror; once, about 1-2 min):
+
+    shared/tools/real-blender.sh setup --with-numpy
+    # the CPU engines' packages in the chroot's Python (the worker runs on it):
+    mkdir -p /tmp/rb && shared/tools/real-blender.sh shell /tmp/rb apt-get install -y \\
+        --no-install-recommends python3-scipy python3-skimage python3-trimesh
+    .venv/bin/python -m pytest tests/test_real_window.py
+
+``REAL_BLENDER_ROOT`` (default ``/var/cache/real-blender``) and ``REAL_BLENDER_TOOL`` (default
+``../shared/tools/real-blender.sh``) point elsewhere. The script is tests/real_window/modal_operators.py; the
+repository root is the run's WORKDIR (mounted at /work), screenshots land in out/real_window/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROOT = Path(os.environ.get("REAL_BLENDER_ROOT", "/var/cache/real-blender"))
+TOOL = Path(os.environ.get("REAL_BLENDER_TOOL", ROOT.parent / "shared" / "tools" / "real-blender.sh"))
+CHECKS = ["worker_listing", "invoke_progress", "esc_cancels", "cancel_button", "complete_all_done",
+          "complete_all_undo", "failure_answered", "failure_undo"]
+
+
+def _skip_reason() -> str | None:
+    if not TOOL.is_file():
+        return f"no real-blender tool at {TOOL} (set REAL_BLENDER_TOOL)"
+    if not (CHROOT / "usr" / "bin" / "blender").exists():
+        return (f"no real-Blender chroot at {CHROOT}: run `shared/tools/real-blender.sh setup --with-numpy` "
+                "as root (or set REAL_BLENDER_ROOT)")
+    if os.geteuid() != 0:
+        return "real-blender.sh run needs root (mount, chroot)"
+    return None
+
+
+def test_modal_operators_in_a_real_window():
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    env = dict(os.environ, REAL_BLENDER_ROOT=str(CHROOT), REAL_BLENDER_TIMEOUT="540")
+    proc = subprocess.run(["bash", str(TOOL), "run", str(ROOT), "tests/real_window/modal_operators.py"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    output = proc.stdout + proc.stderr
+    results = {}
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            entry = json.loads(line[len("RESULT "):])
+            results[entry["check"]] = entry
+    failed = {name: entry for name, entry in results.items() if not entry["ok"]}
+    assert not failed, f"failed checks: {json.dumps(failed, indent=1)}\n--- output tail ---\n{output[-6000:]}"
+    missing = [name for name in CHECKS if name not in results]
+    assert not missing, f"checks that never ran: {missing}\n--- output tail ---\n{output[-6000:]}"
+    assert proc.returncode == 0, f"exit status {proc.returncode}\n{output[-6000:]}"
