@@ -133,38 +133,6 @@ def check_seeds(seeds: np.ndarray, num_faces: int, name: str) -> np.ndarray:
     return seeds
 
 
-def load_seeds(path: str | Path) -> np.ndarray:
-    """``--seeds``: a ``.npy`` of one integer per face, a part label on the faces the artist marked, -1 elsewhere."""
-    path = Path(path)
-    if path.suffix.lower() != ".npy":
-        raise InputError(f"the seed file {path.name} is not a .npy file", "save the seeds with numpy.save")
-    try:
-        seeds = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"no such seed file: {path}", "check the path") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot read seeds from {path.name}: {str(exc).splitlines()[0]}",
-                         "save the seeds with numpy.save as an integer array") from None
-    if not isinstance(seeds, np.ndarray) or not np.issubdtype(seeds.dtype, np.integer):
-        raise InputError(f"the seeds in {path.name} are {getattr(seeds, 'dtype', type(seeds))}, not integers",
-                         "save one integer per face: a part label, or -1 for unmarked faces")
-    if seeds.ndim != 1:
-        raise InputError(f"the seeds in {path.name} have shape {seeds.shape}, not one value per face",
-                         "save a one-dimensional array, one integer per face")
-    if seeds.size and seeds.min() < -1:
-        raise InputError(f"the seeds in {path.name} hold labels below -1 ({int(seeds.min())})",
-                         "use -1 for unmarked faces and labels 0 and up for parts")
-    return seeds.astype(np.int32)
-
-
-def check_seeds(seeds: np.ndarray, num_faces: int, name: str) -> np.ndarray:
-    """The seeds, when there is one per face of the mesh (in the mesh file's face order)."""
-    if len(seeds) != num_faces:
-        raise InputError(f"the seed array has {len(seeds)} values but {name} has {num_faces} faces",
-                         "give one integer per face of the mesh file, in its face order")
-    return seeds
-
-
 def _inputs(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
@@ -214,13 +182,6 @@ def run(args) -> int:
         if args.segmenter not in ("auto", "seeded"):
             raise InputError(f"--seeds needs the seeded segmenter, not {args.segmenter}", "leave out --segmenter")
         args.segmenter = "seeded"
-    seeds = load_seeds(args.seeds) if getattr(args, "seeds", None) else None
-    if seeds is not None:
-        if folder_mode or args.labels:
-            raise InputError("--seeds takes one input mesh and no --labels", "give one mesh file and its seeds")
-        if args.segmenter not in ("auto", "seeded"):
-            raise InputError(f"--seeds needs the seeded segmenter, not {args.segmenter}", "leave out --segmenter")
-        args.segmenter = "seeded"
     request = JobRequest(args.command, args.engine, parse_settings(args.set, args.seed),
                          args.segmenter, parse_settings(args.segment_set, args.seed if args.command != "complete" else None),
                          parse_parts(args.parts))
@@ -234,8 +195,6 @@ def run(args) -> int:
                        else [out, *parts_targets(out, [])])
             check_outputs(planned, [path] + ([labels] if labels else []))
             job = load_job(path, labels)
-            if seeds is not None:  # the seeded engine takes the job's labels as its seeds
-                job = PartJob(job.mesh, check_seeds(seeds, job.mesh.num_faces, path.name))
             if seeds is not None:  # the seeded engine takes the job's labels as its seeds
                 job = PartJob(job.mesh, check_seeds(seeds, job.mesh.num_faces, path.name))
             result = session.run(job, request, Progress(None if args.quiet else bar))
@@ -312,9 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--set", action="append", metavar="NAME=VALUE", help="a completion engine setting (repeatable)")
         if name != "amodal":
             sub.add_argument("--labels", help="a .npy file with one integer part label per face (-1 = none)")
-        if name == "segment":
-            sub.add_argument("--seeds", help="a .npy with one integer per face: the part label on the faces you "
-                             "marked, -1 elsewhere; grows them with the seeded segmenter")
         if name == "segment":
             sub.add_argument("--seeds", help="a .npy with one integer per face: the part label on the faces you "
                              "marked, -1 elsewhere; grows them with the seeded segmenter")
