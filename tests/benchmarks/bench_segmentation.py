@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
-from holopart_blender.engine.geometry.topology import face_areas, face_normals  # noqa: E402
+from holopart_blender.core.meshmath import face_areas, face_normals  # noqa: E402
 from devtools.evaluation.metrics import segmentation_miou  # noqa: E402
 from devtools.evaluation.seeds import seed_faces  # noqa: E402
 from devtools.evaluation.tasks import build_remesh_task  # noqa: E402
