@@ -45,7 +45,7 @@ def test_seeds_are_kept_every_face_is_labelled_and_runs_repeat(remesh):
     assert set(np.unique(labels)) == {0, 1, 2, 3, 4}
     np.testing.assert_array_equal(api.segment(job.mesh, "seeded", seeds=seeds), labels)
     # Growth follows the creases: far better than one segment for everything (0.20 here).
-    assert _miou(labels, job) >= 0.75
+    assert _miou(labels, job) >= 0.85  # measured 0.871
 
 
 def test_seeds_for_only_some_parts_share_the_mesh_between_them(remesh):
