@@ -10,7 +10,7 @@ import trimesh
 
 from holopart_blender.engine import api, meshfiles
 from holopart_blender.core.errors import InputError
-from holopart_blender.engine.geometry.topology import face_areas
+from holopart_blender.core.meshmath import face_areas
 from holopart_blender.core.partjob import Mesh
 from devtools.evaluation.metrics import segmentation_miou
 from devtools.evaluation.tasks import build_remesh_task
