@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROOT = Path(os.environ.get("REAL_BLENDER_ROOT", "/var/cache/real-blender"))
 TOOL = Path(os.environ.get("REAL_BLENDER_TOOL", ROOT.parent / "shared" / "tools" / "real-blender.sh"))
-CHECKS = ["worker_listing", "invoke_progress", "esc_cancels", "cancel_button", "complete_all_done",
+CHECKS = ["worker_listing", "essentials_lookup", "invoke_progress", "esc_cancels", "cancel_button", "complete_all_done",
           "complete_all_undo", "failure_answered", "failure_undo"]
 
 
