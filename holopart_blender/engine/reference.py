@@ -31,6 +31,17 @@ from .holopart.pipeline import (denoise, extract_field, field_query, lattice_coo
 from .holopart.scheduler import schedule
 
 
+class _MissingInput(Exception):
+    pass
+
+
+class _Inputs(dict):
+    """A case's inputs by name; a missing one raises ``_MissingInput`` (reported as such)."""
+
+    def __missing__(self, name: str):
+        raise _MissingInput(name)
+
+
 def _t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
@@ -185,7 +196,7 @@ def run_cases(case_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     grouped: dict[str, dict] = {}
     for key, value in inputs.items():
         case, _, name = key.partition(".")
-        grouped.setdefault(case, {})[name] = value
+        grouped.setdefault(case, _Inputs())[name] = value
     outputs, errors = {}, {}
     runners = {}
     for case, x in grouped.items():
@@ -205,8 +216,8 @@ def run_cases(case_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         try:
             with torch.inference_mode():
                 result = runner(grouped.get(case, {}))
-        except KeyError as exc:
-            errors[case] = f"missing input {exc}"
+        except _MissingInput as exc:
+            errors[case] = f"missing input '{exc.args[0]}'"
             continue
         except Exception as exc:  # noqa: BLE001 - report every failing case, then exit non-zero
             errors[case] = f"{type(exc).__name__}: {exc}"
