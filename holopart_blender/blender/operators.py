@@ -65,17 +65,51 @@ class _EngineJobOperator:
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
-        job = self._start(context)
-        if job is None:
+        if job_state.current is not None:
+            self.report({"ERROR"}, "HoloPart is already running a job; wait for it or cancel it")
             return {"CANCELLED"}
-        job.start()
-        self._job = job
+        self._job, self._invoked = None, time.monotonic()
+        if session.engines_if_ready(preferences(), wait=False) is not None and not self._begin(context):
+            return {"CANCELLED"}
+        # Until the worker has listed its engines (it is starting), the modal waits for it: the UI never does.
         self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
         context.window_manager.modal_handler_add(self)
         context.window_manager.progress_begin(0.0, 1.0)
+        if self._job is None:
+            context.workspace.status_text_set("HoloPart: starting the engine worker - Esc to cancel")
         return {"RUNNING_MODAL"}
 
+    def _begin(self, context) -> bool:
+        job = self._start(context)
+        if job is not None:
+            job.started = self._invoked  # the time reported includes waiting for the worker
+            job.start()
+            self._job = job
+        return job is not None
+
+    def _stop_waiting(self, context) -> None:
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+
     def modal(self, context, event):
+        if self._job is None:  # waiting for the engine listing
+            if event.type == "ESC" and event.value == "PRESS":
+                self._stop_waiting(context)
+                self.report({"WARNING"}, "HoloPart: cancelled; nothing was changed")
+                return {"CANCELLED"}
+            if event.type != "TIMER":
+                return {"PASS_THROUGH"}
+            if session.listing_failed:
+                self._stop_waiting(context)
+                self.report({"ERROR"}, "HoloPart: the engine worker did not start (see the engine log)")
+                return {"CANCELLED"}
+            if session.engines_if_ready(preferences(), wait=False) is None:
+                return {"PASS_THROUGH"}
+            if not self._begin(context):
+                self._stop_waiting(context)
+                return {"CANCELLED"}
+            return {"PASS_THROUGH"}
         job = self._job
         if event.type == "ESC" and event.value == "PRESS" and job.cancel_time is None:
             job.cancel()
@@ -91,9 +125,7 @@ class _EngineJobOperator:
             context.workspace.status_text_set(job.status_text())
             _redraw_panels(context)
             return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        context.workspace.status_text_set(None)
+        self._stop_waiting(context)
         job.finish()
         _redraw_panels(context)
         return self._finish(context, job, final)
@@ -109,6 +141,10 @@ class _EngineJobOperator:
             text = self.apply(context, job, job.result())
         except EngineError as exc:
             self.report({"ERROR"}, _error_text(exc.to_dict()))
+            return {"CANCELLED"}
+        except Exception as exc:  # noqa: BLE001 - a bug while building: say so; build_parts left nothing behind
+            self.report({"ERROR"}, f"HoloPart: building the result failed ({type(exc).__name__}: {exc}); "
+                        "nothing was added. Please report this with the engine log")
             return {"CANCELLED"}
         seconds = time.monotonic() - job.started
         for warning in final.get("summary", {}).get("warnings", []):
@@ -135,10 +171,17 @@ class _CompletionOperator(_EngineJobOperator):
     def apply(self, context, job, result):
         """One new object per completed part (see ``reimport.build_parts``)."""
         source_obj = self._source(context)
-        if source_obj.mode == "EDIT":
+        editing = source_obj.mode == "EDIT"
+        if editing:
             with context.temp_override(active_object=source_obj, object=source_obj):
                 bpy.ops.object.mode_set(mode="OBJECT")
-        collection, objects = build_parts(context, source_obj, job.source, result, replace=self.replace_parts)
+        try:
+            collection, objects = build_parts(context, source_obj, job.source, result, replace=self.replace_parts)
+        except Exception:
+            if editing:  # a failed build leaves the scene as it was, the mode included
+                with context.temp_override(active_object=source_obj, object=source_obj):
+                    bpy.ops.object.mode_set(mode="EDIT")
+            raise
         engine = f"{result.engine} (auto)" if job.request.engine == "auto" else result.engine
         return f"{len(objects)} part(s) with {engine} into '{collection.name}'"
 

@@ -199,12 +199,16 @@ def _essentials_node_group(name: str):
     None when no asset file has it."""
     if name in _missing_assets:
         return None
-    assets = Path(bpy.utils.system_resource("DATAFILES", path="assets"))
-    for path in sorted(assets.rglob("*.blend")) if assets.is_dir() else ():
-        with bpy.data.libraries.load(str(path)) as (source, target):
-            found = name in source.node_groups
-            if found:
-                target.node_groups = [name]
+    folder = bpy.utils.system_resource("DATAFILES", path="assets")  # "" where the build has none
+    assets = Path(folder) if folder else None
+    for path in sorted(assets.rglob("*.blend")) if assets is not None and assets.is_dir() else ():
+        try:
+            with bpy.data.libraries.load(str(path)) as (source, target):
+                found = name in source.node_groups
+                if found:
+                    target.node_groups = [name]
+        except OSError:  # a file this Blender cannot read (from a newer version): not the one wanted
+            continue
         if found:
             return target.node_groups[0]
     _missing_assets.add(name)  # the bundled assets do not change while Blender runs
