@@ -2,8 +2,8 @@
 
 The model loads once per (weights, revision, device, dtype) and the worker keeps the instance between jobs;
 the sampling settings apply per job, and their defaults live only in ``settings_spec``. Faces labelled
--1 are context: the model sees them, with no part's mask, and no object is made for them. torch is imported only when the engine is built or checked, so listing
-engines works without it.
+-1 are context: the model sees them, with no part's mask, and no object is made for them. torch is
+imported only when the engine is built or checked, so listing engines works without it.
 """
 
 from __future__ import annotations

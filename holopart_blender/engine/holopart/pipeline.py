@@ -3,12 +3,12 @@
 Per job: normalise the whole object to a centred box whose longest half-extent is 0.95 (the scale of the
 official examples); sample the whole shape and every segment (area-weighted points with face normals); label
 each whole-shape point with the segment of its nearest segment point (the part masks; faces of no part are
-one more segment, ``CONTEXT``, so they are in no part's mask). Per part: its local
-frame; query points for both encoders (a random pre-draw of 4·T points, then farthest point sampling down to
-T); the part encoder; rectified-flow sampling with classifier-free guidance, parts batched (``denoise``: the
-loop, guidance and progress; the scheduler gives timesteps and the update); then the VAE
-decoder's field extracted coarse-to-fine and meshed with marching cubes; optional decimation; and the mesh
-placed back into the object's frame.
+one more segment, ``CONTEXT``, so they are in no part's mask). Per part: its local frame; query points for
+both encoders (a random pre-draw of 4·T points, then farthest point sampling down to T); the part encoder;
+rectified-flow sampling with classifier-free guidance, parts batched (``denoise`` owns the loop, guidance and
+progress; the scheduler gives the timesteps and the update); then the VAE decoder's field extracted
+coarse-to-fine and meshed with marching cubes; optional decimation; and the mesh placed back into the
+object's frame.
 
 Everything random is drawn from numpy generators seeded with (seed, stream, part label), so the same seed
 gives the same meshes, whatever the batch size or device. Differences from the official script are listed in
