@@ -39,8 +39,11 @@ class FourierEmbedding(nn.Module):
         if self.include_pi:
             freqs = freqs * math.pi
         x32 = x.float()
-        products = (x32[..., :, None] * freqs).flatten(-2)  # slot j·F + k = x_j · f_k
-        return torch.cat([x32, products.sin(), products.cos()], dim=-1).to(dtype or x.dtype)
+        products = (x32[..., :, None] * freqs).flatten(-2)  # slot j·F + k = x_j · f_k (exact: powers of two)
+        # sin and cos in float64, rounded once to float32: torch's multi-threaded float32 kernels gave some
+        # elements 1.5e-4 off (depending on how the work was split), this is the correctly rounded value.
+        wide = products.double()
+        return torch.cat([x32, wide.sin().float(), wide.cos().float()], dim=-1).to(dtype or x.dtype)
 
 
 class FP32LayerNorm(nn.LayerNorm):
