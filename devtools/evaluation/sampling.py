@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from holopart_blender.engine.geometry import sampling
+from holopart_blender.core import sampling
 from holopart_blender.core.meshmath import face_areas
 
 

@@ -119,7 +119,7 @@ def pipeline_case(m: HoloPartModel, x: dict) -> dict:
     stored; optionally a second guidance and a second extraction of one row. The object is normalised as
     in the pipeline; frames and vertices are given back in the input's frame."""
     center, scale = object_frame(x["whole.vertices"][np.unique(x["whole.faces"])])
-    norm = lambda p: ((np.asarray(p, np.float64) - center) / scale).astype(np.float32)  # noqa: E731
+    norm = lambda p: ((np.asarray(p, np.float64) - center) * scale).astype(np.float32)  # noqa: E731
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     clouds = {i: (norm(x[f"segment{i}.sample_points"]), f32(x[f"segment{i}.sample_normals"]))
               for i in range(len(x["segment_names"]))}
@@ -127,8 +127,8 @@ def pipeline_case(m: HoloPartModel, x: dict) -> dict:
     owner = nearest_labels(whole_points, [c[0] for c in clouds.values()])
     rows = [int(k) for k in x["completed"]]
     c = part_conditions(clouds, whole_points, whole_normals, owner, rows)
-    frame_center = np.stack([f[0] for f in c.frames]).astype(np.float64) * scale + center
-    frame_scale = np.array([f[1] for f in c.frames]) * scale
+    frame_center = np.stack([f[0] for f in c.frames]).astype(np.float64) / scale + center
+    frame_scale = np.array([f[1] for f in c.frames]) / scale
     out = {"prepare.whole_label": np.asarray(list(clouds))[owner], "prepare.part_cond": c.part,
            "prepare.part_local_cond": c.part_local, "prepare.whole_cond": c.whole,
            "prepare.part_mask": c.whole[..., 6], "prepare.part_center": frame_center.astype(np.float32),

@@ -32,8 +32,8 @@ from skimage.measure import marching_cubes
 
 from ...core.batching import run_batched
 from ...core.errors import InputError
-from ..geometry.sampling import sample_surface
-from ...core.meshmath import face_normals
+from ...core.sampling import sample_surface
+from ...core.meshmath import box_frame, face_normals
 from ...core.progress import Progress
 from .loading import HoloPartModel
 from .scheduler import euler_step, schedule
@@ -90,11 +90,9 @@ def points_and_normals(vertices: np.ndarray, faces: np.ndarray, count: int,
 
 
 def object_frame(vertices: np.ndarray) -> tuple[np.ndarray, float]:
-    """(centre, scale) putting ``vertices`` in a centred box of longest half-extent 0.95: (v − centre)/scale."""
-    lo, hi = vertices.min(0), vertices.max(0)
-    center = (lo + hi) / 2.0
-    half = float((hi - lo).max()) / 2.0
-    return center, (half / OBJECT_EXTENT if half > 0 else 1.0)
+    """(centre, scale) putting ``vertices`` in a centred box of longest half-extent 0.95:
+    ``(v - centre) * scale`` (``meshmath.box_frame``)."""
+    return box_frame(vertices, OBJECT_EXTENT)
 
 
 def local_frame(points: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -382,7 +380,7 @@ class HoloPartPipeline:
         progress(0.0, "sampling surfaces")
         t0 = time.perf_counter()
         center, scale = object_frame(whole[0][np.unique(whole[1])])
-        norm = lambda v: (np.asarray(v, np.float64) - center) / scale  # noqa: E731
+        norm = lambda v: (np.asarray(v, np.float64) - center) * scale  # noqa: E731
         clouds = {k: points_and_normals(norm(v), f, settings.points, _rng(settings.seed, PART_POINTS, k) if k >= 0
                                         else _rng(settings.seed, CONTEXT_POINTS))
                   for k, (v, f) in segments.items()}
@@ -402,7 +400,7 @@ class HoloPartPipeline:
 
         parts = run_batched(list(targets), settings.batch_size, run, progress)
         for part in parts:
-            part.vertices = part.vertices * scale + center
+            part.vertices = part.vertices / scale + center
             part.timings["sample"] = sampling_seconds / len(parts)
         progress(1.0, "done")
         return parts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core.meshmath import face_areas
+from .meshmath import face_areas
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int,
