@@ -46,7 +46,7 @@ class HoloPartPreferences(bpy.types.AddonPreferences):
         box.prop(self, "engine")
         box.prop(self, "device")
         if job_state.last_summary:
-            box.label(text=f"Last run: {job_state.last_summary}")
+            draw_wrapped(box, f"Last run: {job_state.last_summary}")
         self._draw_environment(layout.box())
         self._draw_weights(layout.box())
 
@@ -75,8 +75,8 @@ class HoloPartPreferences(bpy.types.AddonPreferences):
         _draw_task(box, "install", task)
         last = state.last_install
         if last and not last.get("ok") and not running:
-            box.label(text=f"Last install failed: {last.get('reason', '')[:120]}", icon="ERROR")
-            box.label(text=f"Log: {last.get('log', '')}")
+            draw_wrapped(box, f"Last install failed: {last.get('reason', '')}", icon="ERROR")
+            draw_wrapped(box, f"Log: {last.get('log', '')}")
 
     def _draw_weights(self, box):
         box.label(text="HoloPart weights", icon="FILE_3D")
@@ -105,7 +105,7 @@ def _draw_task(box, name: str, task: Task | None) -> None:
         row.progress(factor=task.progress, text=task.message)
         row.operator("holopart.cancel_task", text="", icon="CANCEL").name = name
     elif not task.ok:
-        box.label(text=task.message[:200], icon="ERROR")
+        draw_wrapped(box, task.message, icon="ERROR")
     column = box.column(align=True)
     column.scale_y = 0.7
     for line in list(task.tail)[-6:]:
