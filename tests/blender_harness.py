@@ -39,6 +39,14 @@ def cube(name="Cube", location=(0, 0, 0), size=2.0):
     obj.name = obj.data.name = name
     return obj
 
+def two_cubes_joined(name="A"):
+    # Two cubes 4 apart joined into one mesh object (two loose parts), left active.
+    a, b = cube(name, location=(0, 0, 0)), cube("B", location=(4, 0, 0))
+    with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
+        bpy.ops.object.join()
+    bpy.context.view_layer.objects.active = a
+    return a
+
 def select_faces(obj, indices):
     bpy.context.view_layer.objects.active = obj
     if obj.mode != "EDIT":

@@ -112,10 +112,7 @@ def test_empty_selection_all_faces_and_non_mesh(tmp_path):
 def test_segment_then_correct_with_new_and_assign_part(tmp_path):
     out = run_blender(f"""
         from holopart_blender.blender.labels import read_labels
-        a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
-        with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
-            bpy.ops.object.join()
-        bpy.context.view_layer.objects.active = a
+        a = two_cubes_joined("A")
         assert bpy.ops.holopart.segment() == {{"FINISHED"}}
         labels = read_labels(a.data)
         centers = np.array([tuple(p.center) for p in a.data.polygons])
@@ -283,10 +280,7 @@ def test_engine_choices_and_settings_come_from_the_engines(tmp_path):
 def test_grow_parts_from_seeds_is_one_undo_step(tmp_path):
     out = run_blender("""
         from holopart_blender.blender.labels import read_labels
-        a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
-        with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
-            bpy.ops.object.join()
-        bpy.context.view_layer.objects.active = a
+        a = two_cubes_joined("A")
         try:
             bpy.ops.holopart.grow_parts()
             raise AssertionError("no error without seeds")
@@ -332,10 +326,7 @@ def test_complete_all_again_replaces_a_failed_build_changes_nothing_and_no_smoot
     out = run_blender("""
         from holopart_blender.blender import reimport
         from holopart_blender.core.errors import InputError
-        a, b = cube("A", location=(0, 0, 0)), cube("B", location=(4, 0, 0))
-        with bpy.context.temp_override(active_object=a, selected_editable_objects=[a, b]):
-            bpy.ops.object.join()
-        bpy.context.view_layer.objects.active = a
+        a = two_cubes_joined("A")
         assert bpy.ops.holopart.complete_all(engine="visible") == {"FINISHED"}
         first = sorted(o.name for o in result_objects("A"))
         a.hide_set(False)

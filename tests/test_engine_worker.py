@@ -95,9 +95,7 @@ def test_a_failing_job_reports_and_the_worker_goes_on(client, chair_job, tmp_pat
 def test_client_recovers_from_a_killed_worker(long_job, chair_job):
     c = WorkerClient()
     try:
-        job_id = c.submit(long_job)
-        while (event := c.wait_event(timeout=60))["type"] != "progress":
-            pass
+        job_id = _running(c, long_job)
         old_pid = c.pid
         os.kill(old_pid, signal.SIGKILL)
         seen = []
@@ -176,13 +174,19 @@ def test_malformed_job_folders_are_bad_input(client, tmp_path, meta, arrays, wor
 def test_a_job_folder_deleted_mid_job_is_bad_input(client, long_job, tmp_path):
     folder = tmp_path / "doomed"
     shutil.copytree(long_job, folder)
-    job_id = client.submit(folder)
-    while (event := client.wait_event(timeout=60))["type"] != "progress":
-        assert event["type"] not in protocol.FINAL_JOB_EVENTS, event
+    job_id = _running(client, folder)
     shutil.rmtree(folder)
     while (event := client.wait_event(timeout=120))["type"] not in protocol.FINAL_JOB_EVENTS:
         pass
     assert event["id"] == job_id and event["kind"] == "bad_input" and "cannot write the result" in event["message"]
+
+
+def _running(client, folder) -> str:
+    """Submit ``folder`` and wait until the worker reports progress on it; returns the job id."""
+    job_id = client.submit(folder)
+    while (event := client.wait_event(timeout=60))["type"] != "progress":
+        assert event["type"] not in protocol.FINAL_JOB_EVENTS, event
+    return job_id
 
 
 def _final(client, job_id, seen, timeout):
@@ -244,9 +248,7 @@ def test_the_worker_ignores_sigint(chair_job):
 def test_a_hung_worker_is_reported_and_replaced(long_job, chair_job):
     c = WorkerClient()
     try:
-        job_id = c.submit(long_job)
-        while (event := c.wait_event(timeout=60))["type"] != "progress":
-            pass
+        job_id = _running(c, long_job)
         old_pid = c.pid
         os.kill(old_pid, signal.SIGSTOP)
         stopped = time.monotonic()
