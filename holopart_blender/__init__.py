@@ -5,6 +5,9 @@ process; ``blender/`` is the Blender side. Blender calls ``register``/``unregist
 entry points that touch bpy, so ``import holopart_blender.engine`` works in any Python.
 """
 
+# The one version number: the extension's manifest, the pip package and the repository index take it from here.
+__version__ = "0.1.0"
+
 
 def _blender_side():
     """The Blender side to register: the whole of it, or, where Blender's Python lacks numpy, the module

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import holopart_blender
 from blender_harness import ROOT
 
 
@@ -20,6 +21,7 @@ def test_pip_install_gives_a_holopart_command(tmp_path):
     # Only the engine package is installed: no developer tooling, no tests.
     assert (site / "holopart_blender" / "engine" / "cli.py").is_file()
     assert not (site / "devtools").exists() and not (site / "tests").exists()
+    assert (site / f"holopart_blender-{holopart_blender.__version__}.dist-info").is_dir()  # the one version number
     env = {**os.environ, "PYTHONPATH": str(site)}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
