@@ -9,7 +9,8 @@ part (the ``holopart_part`` attribute, part names kept), and the faces hidden in
 which completes every labelled part, and writes to ``--out``:
 
 - ``demo.blend``: the input (hidden) and the completed parts;
-- ``before_after.png``: the input's segments and the completed parts, both in an exploded view;
+- ``before_after.png``: the input's segments and the completed parts in an exploded view, from above and from
+  below, with the faces the engine added (the hidden surface) in orange and a caption;
 - ``segment_preview.png``: Segment (automatic) run on an unlabelled copy of the input, its colour preview.
 """
 
@@ -25,7 +26,7 @@ import bpy
 import bmesh  # importable once bpy is
 import numpy as np
 
-from holopart_blender.blender.labels import label_colors, read_labels
+from holopart_blender.blender.labels import read_labels
 
 EXAMPLE = Path(__file__).resolve().parent / "assets" / "square_table.glb"
 
@@ -87,8 +88,6 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", default="PREFERENCES", help="completion engine (default: the preferences' auto)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    from devtools import render
-
     bpy.ops.wm.read_factory_settings(use_empty=True)
     enable_addon()
     scene = bpy.context.scene
@@ -106,23 +105,88 @@ def main(argv=None) -> int:
         info = obj["holopart"]
         print(f"  {obj.name}: {len(obj.data.polygons)} faces, engine {info['engine']}, watertight {info['watertight']}")
     print(f"completed {len(parts)} parts in {seconds:.1f} s")
-    # Before: the input split into its segments (a temporary copy), exploded like the result.
-    segments = _segment_copies(source, parts)
-    for segment, part in zip(segments, parts):  # the same colour for a part before and after
-        segment.color = part.color = label_colors(np.array([part["holopart"]["label"]]))[0]
-    moved = render.explode(segments, 0.9)
-    before = render.render_view(scene, segments, args.out / "before.png", color="OBJECT")
-    render.restore(moved)
-    for obj in segments:
-        bpy.data.objects.remove(obj)
-    moved = render.explode(parts, 0.9)
-    after = render.render_view(scene, parts, args.out / "after.png", color="OBJECT")
-    render.restore(moved)
-    render.side_by_side(before, after, args.out / "before_after.png")
+    _before_after(scene, source, parts, args.out, f"{len(parts)} part(s) with {parts[0]['holopart']['engine']}")
     _segment_preview(scene, source, args.out / "segment_preview.png")
     bpy.ops.wm.save_as_mainfile(filepath=str((args.out / "demo.blend").resolve()))
     print(f"wrote {args.out / 'demo.blend'} and {args.out / 'before_after.png'}")
     return 0
+
+
+KEPT, ADDED = (0.42, 0.55, 0.72, 1.0), (1.0, 0.42, 0.0, 1.0)  # the pictures' colours of input and added faces
+
+
+def _before_after(scene, source, parts, out: Path, run: str) -> Path:
+    """The input's segments beside the completed parts, exploded, from above and below: the faces the engine
+    added in orange, the faces it took from the input in blue."""
+    from devtools import render
+
+    kept = bpy.data.materials.new("holopart demo input faces")
+    kept.diffuse_color = KEPT
+    added = bpy.data.materials.new("holopart demo added faces")
+    added.diffuse_color = ADDED
+    segments = _segment_copies(source, parts)
+    completed = []
+    for part in parts:  # copies: the parts in demo.blend stay as Complete All made them
+        copy = part.copy()
+        copy.data = part.data.copy()
+        scene.collection.objects.link(copy)
+        completed.append(copy)
+    counts = []
+    for obj in segments + completed:
+        new = _added_faces(source, obj) if obj in completed else np.zeros(len(obj.data.polygons), bool)
+        counts.append(int(new.sum()))
+        obj.data.materials.clear()
+        obj.data.materials.append(kept)
+        obj.data.materials.append(added)
+        obj.data.polygons.foreach_set("material_index", new.astype(np.int32))
+    renders = []
+    for direction, side in ((render.ABOVE, "above"), (render.BELOW, "below")):
+        row = []
+        for objects, name in ((segments, "input segments"), (completed, "completed parts")):
+            moved = render.explode(objects, 0.6)
+            path = render.render_view(scene, objects, out / f"{name.split()[0]}_{side}.png", color="MATERIAL",
+                                      direction=direction)
+            render.restore(moved)
+            row.append((path, f"{name}, from {side}"))
+        renders.append(row)
+    for obj in segments + completed:
+        mesh = obj.data
+        bpy.data.objects.remove(obj)
+        bpy.data.meshes.remove(mesh)
+    bpy.data.materials.remove(kept)
+    bpy.data.materials.remove(added)
+    caption = (f"Complete All Parts on the one-piece {source.name} ({run}), parts pulled apart. Orange: the surface "
+               f"the engine added where parts hid each other ({sum(counts)} faces); blue: the input's faces.")
+    return render.grid(renders, out / "before_after.png", caption)
+
+
+def _added_faces(source, part) -> np.ndarray:
+    """Per face of ``part``: True where it is none of the source's triangles (corners compared in the source's
+    frame, which the part shares, to 1e-6 of the source's size)."""
+    size = max(float(np.ptp(_coordinates(source.data), axis=0).max()), 1e-12)
+    source_corners, _ = _triangle_corners(source.data, size)
+    part_corners, polygon = _triangle_corners(part.data, size)
+    known = set(source_corners)
+    added = np.zeros(len(part.data.polygons), bool)
+    added[polygon[[corners not in known for corners in part_corners]]] = True
+    return added
+
+
+def _coordinates(mesh) -> np.ndarray:
+    co = np.zeros(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def _triangle_corners(mesh, size: float) -> tuple[list[tuple], np.ndarray]:
+    """Each of the mesh's triangles as its sorted, rounded corner positions, and the polygon it belongs to."""
+    mesh.calc_loop_triangles()
+    triangles = np.zeros(len(mesh.loop_triangles) * 3, np.int64)
+    mesh.loop_triangles.foreach_get("vertices", triangles)
+    polygon = np.zeros(len(mesh.loop_triangles), np.int64)
+    mesh.loop_triangles.foreach_get("polygon_index", polygon)
+    corners = np.round(_coordinates(mesh)[triangles.reshape(-1, 3)] / size, 6)
+    return [tuple(sorted(map(tuple, t))) for t in corners], polygon
 
 
 def _segment_preview(scene, source, path: Path) -> None:

@@ -1,5 +1,5 @@
 """Pictures of runs: an exploded view of parts (each part moved away from the centre so the surfaces that
-touch other parts show), rendered with Workbench, and two renders side by side."""
+touch other parts show), rendered with Workbench from above or below, and renders joined into a captioned grid."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 from mathutils import Vector
+from PIL import Image, ImageDraw, ImageFont
+
+ABOVE = (1.0, -1.4, 0.45)  # view directions, from the objects towards the camera
+BELOW = (1.0, -1.4, -0.6)
 
 
 def world_bounds(objects) -> tuple[np.ndarray, np.ndarray]:
@@ -36,10 +40,10 @@ def restore(moved: dict) -> None:
     bpy.context.view_layer.update()
 
 
-def render_view(scene, objects, path: Path, size=(480, 360), color: str = "RANDOM") -> Path:
-    """Render only ``objects`` from a fixed three-quarter view framing them; ``color`` is Workbench's
-    colour type ('RANDOM': one colour per object, 'OBJECT': each object's colour, 'VERTEX': the active colour
-    attribute)."""
+def render_view(scene, objects, path: Path, size=(480, 360), color: str = "RANDOM", direction=ABOVE) -> Path:
+    """Render only ``objects`` from a three-quarter view framing them (``ABOVE`` or ``BELOW``); ``color`` is
+    Workbench's colour type ('RANDOM': one colour per object, 'OBJECT': each object's colour, 'MATERIAL': the
+    materials' viewport colours, 'VERTEX': the active colour attribute)."""
     shown = {o.name for o in objects}
     hidden = [o for o in scene.objects if o.type in ("MESH", "CURVE") and o.name not in shown]
     states = {o.name: o.hide_render for o in scene.objects}
@@ -53,7 +57,7 @@ def render_view(scene, objects, path: Path, size=(480, 360), color: str = "RANDO
     camera.data.lens, camera.data.sensor_fit = 50, "HORIZONTAL"
     # Far enough for the bounding sphere to fit the narrower (vertical) field of view.
     half_angle = math.atan(math.tan(camera.data.angle_x / 2) * size[1] / size[0])
-    direction = Vector((1.0, -1.4, 0.45)).normalized()
+    direction = Vector(direction).normalized()
     camera.location = Vector(center) + direction * radius * 1.05 / math.sin(half_angle)
     camera.rotation_euler = (-direction).to_track_quat("-Z", "Y").to_euler()
     if scene.world is None:
@@ -75,19 +79,33 @@ def render_view(scene, objects, path: Path, size=(480, 360), color: str = "RANDO
     return path
 
 
-def side_by_side(left: Path, right: Path, out: Path) -> Path:
-    """Join two renders of the same size into one PNG (pixels as they are: no second colour transform)."""
-    images = [bpy.data.images.load(str(p)) for p in (left, right)]
-    width, height = images[0].size
-    pixels = [np.array(img.pixels[:], np.float32).reshape(height, width, 4) for img in images]
-    joined = bpy.data.images.new("holopart_before_after", width * 2, height)
-    joined.pixels.foreach_set(np.concatenate(pixels, axis=1).ravel())
-    joined.filepath_raw = str(out)
-    joined.file_format = "PNG"
-    joined.save()
-    for img in (*images, joined):
-        bpy.data.images.remove(img)
+def grid(rows: list[list[tuple[Path, str]]], out: Path, caption: str) -> Path:
+    """Join renders of one size into a grid, each with its title, and a caption below (pixels as they are)."""
+    images = [[(Image.open(path).convert("RGB"), title) for path, title in row] for row in rows]
+    width, height = images[0][0][0].size
+    font, small = ImageFont.load_default(size=17), ImageFont.load_default(size=15)
+    lines = _wrap(caption, small, width * len(images[0]) - 20)
+    sheet = Image.new("RGB", (width * len(images[0]), height * len(images) + 10 + 20 * len(lines)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(images):
+        for c, (image, title) in enumerate(row):
+            sheet.paste(image, (c * width, r * height))
+            draw.text((c * width + 10, r * height + 8), title, fill=(20, 20, 20), font=font)
+    for i, line in enumerate(lines):
+        draw.text((10, height * len(images) + 6 + 20 * i), line, fill=(20, 20, 20), font=small)
+    sheet.save(out)
     return out
+
+
+def _wrap(text: str, font, width: int) -> list[str]:
+    lines = [""]
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}".strip()
+        if lines[-1] and font.getlength(candidate) > width:
+            lines.append(word)
+        else:
+            lines[-1] = candidate
+    return lines
 
 
 def _camera(scene):

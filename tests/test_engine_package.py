@@ -30,6 +30,12 @@ def test_pip_install_gives_a_holopart_command(tmp_path):
     assert listing.returncode == 0, listing.stderr[-2000:]
     engines = json.loads(listing.stdout)
     assert engines["completion:geometric"]["available"] is True
+    # The README's example, from another folder.
+    example = subprocess.run([sys.executable, str(command), "complete", str(ROOT / "examples" / "table.ply"), "--labels",
+                              str(ROOT / "examples" / "table.npy"), "--out", "out/"], cwd=elsewhere, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert example.returncode == 0, example.stderr[-2000:]
+    assert len(json.loads((elsewhere / "out" / "table_complete.parts.json").read_text())["parts"]) == 5
     weights = subprocess.run([sys.executable, str(command), "weights", "status", "--dest", str(tmp_path / "none")],
                              cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     status = json.loads([line for line in weights.stdout.splitlines() if line.startswith("{")][-1])
