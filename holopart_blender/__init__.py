@@ -11,10 +11,10 @@ __version__ = "0.1.0"
 
 def _blender_side():
     """The Blender side to register: the whole of it, or, where Blender's Python lacks numpy, the module
-    that says so."""
-    try:
-        import numpy  # noqa: F401 - Blender's official builds include it; some distribution builds do not
-    except ImportError:
+    that says so and borrows the engine environment's numpy (``blender/no_numpy``)."""
+    from .blender import numpy_fallback
+
+    if not numpy_fallback.available():  # Blender's official builds include numpy; some distribution builds do not
         from .blender import no_numpy
 
         return no_numpy

@@ -19,7 +19,6 @@ from .addon import user_folder
 KEEP_JOB_FOLDERS = 5
 
 current: "Job | None" = None  # the job in progress (one at a time)
-last_summary: str = ""  # what the last job did, for the panel
 
 
 class Job:

@@ -149,8 +149,8 @@ class _EngineJobOperator:
         seconds = time.monotonic() - job.started
         for warning in final.get("summary", {}).get("warnings", []):
             self.report({"WARNING"}, f"HoloPart: {warning}")
-        job_state.last_summary = f"{text} in {seconds:.1f} s"
-        self.report({"INFO"}, f"HoloPart: {job_state.last_summary}")
+        session.last_summary = f"{text} in {seconds:.1f} s"
+        self.report({"INFO"}, f"HoloPart: {session.last_summary}")
         return {"FINISHED"}
 
     def _source(self, context):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import bpy
 
 from . import job as job_state, listing, properties, session
 from .addon import preferences
+from .ui_text import draw_wrapped
 
 
 class VIEW3D_PT_holopart(bpy.types.Panel):
@@ -36,8 +35,8 @@ class VIEW3D_PT_holopart(bpy.types.Panel):
             col.operator("holopart.complete_all", icon="MOD_EXPLODE")
             layout.operator("holopart.segment", icon="GROUP_VCOL")
             layout.operator("holopart.grow_parts", icon="BRUSHES_ALL")
-        if job_state.last_summary:
-            draw_wrapped(layout, job_state.last_summary, icon="INFO", width=36)
+        if session.last_summary:
+            draw_wrapped(layout, session.last_summary, icon="INFO", width=36)
 
 
 class VIEW3D_PT_holopart_settings(bpy.types.Panel):
@@ -66,14 +65,6 @@ class VIEW3D_PT_holopart_settings(bpy.types.Panel):
                                   heading=prefs.engine == "auto")
         layout.prop(settings, "segmentation_engine")
         _draw_engine_settings(layout, settings, found, "segmentation", settings.segmentation_engine)
-
-
-def draw_wrapped(layout, text: str, icon: str = "NONE", width: int = 80) -> None:
-    """``text`` as labels broken between words at about ``width`` characters (a label never wraps itself,
-    and a narrow panel would cut it off mid-word); the icon on the first line."""
-    column = layout.column(align=True)
-    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
-        column.label(text=line, icon=icon if i == 0 else "BLANK1" if icon != "NONE" else "NONE")
 
 
 def _draw_engine_settings(layout, settings, found, kind, engine, heading=False) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import job as job_state, listing, properties, session, setup_operators
+from . import listing, numpy_fallback, properties, session, setup_operators
 from .addon import PACKAGE
 from .environment import Task
+from .ui_text import draw_wrapped
 
 
 class HoloPartPreferences(bpy.types.AddonPreferences):
@@ -41,12 +42,16 @@ class HoloPartPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        if not numpy_fallback.available():  # the numpy-free fallback (``no_numpy``): install the environment
+            draw_wrapped(layout, numpy_fallback.MESSAGE, icon="ERROR")
+            self._draw_environment(layout.box())
+            return
         box = layout.box()
         box.label(text="Engine", icon="MODIFIER")
         box.prop(self, "engine")
         box.prop(self, "device")
-        if job_state.last_summary:
-            draw_wrapped(box, f"Last run: {job_state.last_summary}")
+        if session.last_summary:
+            draw_wrapped(box, f"Last run: {session.last_summary}")
         self._draw_environment(layout.box())
         self._draw_weights(layout.box())
 

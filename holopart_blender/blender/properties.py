@@ -15,12 +15,13 @@ _items: dict[str, list] = {}  # enum items by kind, kept alive while Blender hol
 
 
 def engine_listing() -> dict | None:
-    """The worker's engine listing; None while the worker starts (the UI never waits for it) or when it
-    cannot answer."""
+    """The worker's engine listing, or while a worker starts (the UI never waits for it) the last one a
+    worker sent; None before any worker has answered."""
     try:
-        return session.engines_if_ready(preferences())
+        found = session.engines_if_ready(preferences())
     except EngineError:
-        return None
+        found = None
+    return found if found is not None else session.known_engines
 
 
 def _enum_items(kind: str, first=()) -> list:

@@ -24,8 +24,10 @@ BUNDLED_MODULES = ("numpy", "scipy", "trimesh", "skimage")
 _client: WorkerClient | None = None
 _client_key: tuple | None = None
 _engines: dict | None = None
+known_engines: dict | None = None  # the last listing any worker sent: menus show it while a new worker starts
 _asked = False  # an engines request is on its way (``engines_if_ready``)
 listing_failed = False  # the worker died before listing its engines; a job or a new worker asks again
+last_summary = ""  # what the last job did, for the panel and the preferences
 
 
 def environment_manager(prefs) -> EnvironmentManager:
@@ -93,8 +95,9 @@ def engines_if_ready(prefs, wait: bool | None = None) -> dict | None:
 
 def take_listing(event: dict) -> None:
     """Keep an ``engines`` event as the listing (from the timer, or from a running job's events)."""
-    global _engines, _asked, listing_failed
-    _engines, _asked, listing_failed = event, False, False
+    global _engines, known_engines, _asked, listing_failed
+    _engines = known_engines = event
+    _asked, listing_failed = False, False
     for window in bpy.context.window_manager.windows:
         for area in window.screen.areas:
             area.tag_redraw()
@@ -120,7 +123,7 @@ def _collect_listing():
 
 def engines(prefs, timeout: float = 300.0) -> dict:
     """The worker's engines with their availability and settings (asked once per worker)."""
-    global _engines, listing_failed
+    global _engines, known_engines, listing_failed
     listing_failed = False
     client = worker_client(prefs)
     if _engines is None or not client.running:
@@ -133,7 +136,7 @@ def engines(prefs, timeout: float = 300.0) -> dict:
                     break
                 continue
             if event["type"] == "engines":
-                _engines = event
+                _engines = known_engines = event
                 break
             if event["type"] == "worker_exit":
                 break
