@@ -395,7 +395,7 @@ def test_the_ui_never_waits_for_the_engine_listing(tmp_path):
     assert out["geometric"] and out["seeded"] is True
 
 
-def test_without_numpy_the_extension_says_why_and_registers_no_operator(tmp_path):
+def test_without_numpy_the_extension_says_why_and_offers_the_environment(tmp_path):
     # A distribution build of Blender whose Python has no numpy (Debian's): numpy is hidden before enabling.
     script = tmp_path / "no_numpy.py"
     script.write_text(f"""
@@ -406,10 +406,10 @@ sys.modules["numpy"] = None  # 'import numpy' now fails, as on a build without i
 bpy.ops.wm.read_factory_settings(use_empty=True)
 addon_utils.enable("holopart_blender", default_set=True)
 prefs = bpy.context.preferences.addons["holopart_blender"].preferences
-from holopart_blender.blender import no_numpy
+from holopart_blender.blender import numpy_fallback
 print("EMIT " + json.dumps(dict(prefs=type(prefs).__name__, panel=hasattr(bpy.types, "VIEW3D_PT_holopart"),
-      operator="complete_part" in dir(bpy.ops.holopart),
-      message=no_numpy.MESSAGE[0])))
+      operator="complete_part" in dir(bpy.ops.holopart), install="install_environment" in dir(bpy.ops.holopart),
+      start="use_environment_numpy" in dir(bpy.ops.holopart), message=numpy_fallback.MESSAGE)))
 addon_utils.disable("holopart_blender")
 print("EMIT " + json.dumps(dict(after=hasattr(bpy.types, "VIEW3D_PT_holopart"))))
 """)
@@ -423,5 +423,6 @@ print("EMIT " + json.dumps(dict(after=hasattr(bpy.types, "VIEW3D_PT_holopart")))
         if line.startswith("EMIT "):
             out.update(json.loads(line[5:]))
     assert out["prefs"] == "HoloPartPreferences" and out["panel"] and not out["operator"]
-    assert "numpy" in out["message"] and "HoloPart needs numpy" in proc.stdout
+    assert out["install"] and out["start"]  # the way out: install the engine environment, then use its numpy
+    assert "has no numpy" in out["message"] and "HoloPart: " + out["message"] in proc.stdout
     assert out["after"] is False
