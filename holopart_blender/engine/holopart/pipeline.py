@@ -340,13 +340,17 @@ def _clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
+MAX_QUERY_CHUNK = 1 << 16  # large enough for full-speed GEMMs; keeps the decoder's peak near 4 GB at full size
+
+
 def query_chunk(device: torch.device, width: int, dtype: torch.dtype) -> int:
-    """Decoder queries per call: about half the free accelerator memory, a fixed size on CPU."""
+    """Decoder queries per call: about half the free accelerator memory, at most ``MAX_QUERY_CHUNK`` (so a
+    large card's peak is what the job needs, not half the card), a fixed size on CPU."""
     if device.type != "cuda":
         return 8192
     free, _ = torch.cuda.mem_get_info(device)
     per_query = 32 * width * torch.finfo(dtype).bits // 8  # activations of one query through the cross block
-    return int(min(max(free // 2 // per_query, 4096), 1 << 20))
+    return int(min(max(free // 2 // per_query, 4096), MAX_QUERY_CHUNK))
 
 
 def field_query(model: HoloPartModel, latents: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
