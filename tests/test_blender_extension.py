@@ -47,11 +47,11 @@ def skip_without_wheels(*combos: tuple[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A repository of the Linux zips for both Python ABIs (with index.json), and a Windows zip."""
-    skip_without_wheels(("linux-x64", "3.11"), ("linux-x64", "3.13"), ("windows-x64", "3.11"))
+    """A repository of the Linux zips for both Python ABIs (with index.json), and Windows and macOS zips."""
+    skip_without_wheels(("linux-x64", "3.11"), ("linux-x64", "3.13"), ("windows-x64", "3.11"), ("macos-arm64", "3.11"))
     folder = tmp_path_factory.mktemp("built")
     build("--platforms", "linux-x64", "--repository", str(folder / "repo"))
-    build("--platforms", "windows-x64", "--pythons", "3.11", "--out", str(folder / "other"))
+    build("--platforms", "windows-x64", "macos-arm64", "--pythons", "3.11", "--out", str(folder / "other"))
     return folder
 
 
@@ -89,6 +89,16 @@ def test_zips_and_index(built):
         for wheel in wheels:
             dist = "-".join(wheel.split("-")[:2])
             assert any(n.startswith(f"licenses/{dist}/") for n in names), dist
+
+
+def test_macos_wheels_for_the_oldest_macos(built):
+    """Blender 4.2 runs on macOS 11: each wheel is the oldest macOS build its package publishes (SciPy's arm64
+    wheels start at macOS 12; the others at 11)."""
+    archive = zipfile.ZipFile(built / "other" / f"holopart_blender-{VERSION}-py311-macos_arm64.zip")
+    binary = [n for n in archive.namelist() if n.startswith("wheels/") and not n.endswith("-none-any.whl")]
+    versions = {n.split("/")[1].split("-")[0]: int(re.search(r"macosx_(\d+)_\d+_arm64", n).group(1)) for n in binary}
+    assert versions == {"scipy": 12, "scikit_image": 11, "pillow": 11}, versions
+    assert 'platforms = ["macos-arm64"]' in archive.read("blender_manifest.toml").decode()
 
 
 INSTALL_USE_UPDATE = """
