@@ -7,6 +7,8 @@
     holopart amodal models/ --out results/ --seed 7 --set steps=30
     holopart engines
     holopart weights download --dest weights/ --allow-network
+    holopart batch library/ --out results/ --engine geometric      # on Ray (docs/batch-and-server.md)
+    holopart serve --token-file token.txt                          # the engine over HTTP, on Ray Serve
 
 ``holopart`` is the command ``pip install .`` provides; ``python -m holopart_blender.engine.cli`` is the same.
 
@@ -150,13 +152,37 @@ def _labels_for(path: Path, labels: Path | None, folder_mode: bool) -> Path | No
     return labels
 
 
-def _output_for(args, path: Path, folder_mode: bool, suffix: str) -> Path:
+def _output_for(args, path: Path, folder_mode: bool) -> Path:
     if args.out is None:
-        return path.with_name(f"{path.stem}_{args.command}{suffix}")
+        return path.with_name(output_name(path, args.command))
     out = Path(args.out)
     if folder_mode or out.is_dir() or not out.suffix:
-        return out / f"{path.stem}_{args.command}{suffix}"
+        return out / output_name(path, args.command)
     return out
+
+
+def output_name(path: Path, command: str) -> str:
+    """The first output file's name for an input in folder mode: ``STEM_COMMAND.glb`` (``.npy`` for segment)."""
+    return f"{path.stem}_{command}{'.npy' if command == 'segment' else '.glb'}"
+
+
+def planned_outputs(command: str, out: Path) -> list[Path]:
+    """The files ``write_outputs`` writes at ``out`` (checked before any work)."""
+    return [out, *parts_targets(out.with_suffix(".glb"), [])] if command == "segment" else [out, *parts_targets(out, [])]
+
+
+def write_outputs(command: str, out: Path, source_name: str, job: PartJob, result) -> tuple[list[Path], int]:
+    """Write a job's result as the command line does; returns the files written and the number of parts.
+    ``holopart batch`` writes through this function too, so its files are the same."""
+    if command == "segment":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, result.face_labels)
+        segments = _segments_as_parts(PartJob(job.mesh, result.face_labels))
+        return [out, *write_parts(out.with_suffix(".glb"), segments, {"source": source_name})], len(segments)
+    written = write_parts(out, result.parts, {"source": source_name, "engine": result.engine,
+                                              "segmentation_engine": result.segmentation_engine,
+                                              "timings": result.timings, "warnings": result.warnings})
+    return written, len(result.parts)
 
 
 def _segments_as_parts(job: PartJob) -> list[CompletedPart]:
@@ -165,6 +191,12 @@ def _segments_as_parts(job: PartJob) -> list[CompletedPart]:
         vertices, faces, index = job.mesh.submesh(job.face_labels == label)
         parts.append(CompletedPart(label, job.part_name(label), vertices, faces, index, len(index), -1, "segment"))
     return parts
+
+
+def request_from_args(args, operation: str) -> JobRequest:
+    return JobRequest(operation, args.engine, parse_settings(args.set, args.seed), args.segmenter,
+                      parse_settings(args.segment_set, args.seed if operation != "complete" else None),
+                      parse_parts(args.parts))
 
 
 def run(args) -> int:
@@ -182,35 +214,23 @@ def run(args) -> int:
         if args.segmenter not in ("auto", "seeded"):
             raise InputError(f"--seeds needs the seeded segmenter, not {args.segmenter}", "leave out --segmenter")
         args.segmenter = "seeded"
-    request = JobRequest(args.command, args.engine, parse_settings(args.set, args.seed),
-                         args.segmenter, parse_settings(args.segment_set, args.seed if args.command != "complete" else None),
-                         parse_parts(args.parts))
+    request = request_from_args(args, args.command)
     failures = 0
     for path in files:
         bar = ProgressBar(path.name)
         try:
             labels = _labels_for(path, Path(args.labels) if args.labels else None, folder_mode)
-            out = _output_for(args, path, folder_mode, ".npy" if args.command == "segment" else ".glb")
-            planned = ([out, *parts_targets(out.with_suffix(".glb"), [])] if args.command == "segment"
-                       else [out, *parts_targets(out, [])])
-            check_outputs(planned, [path] + ([labels] if labels else []))
+            out = _output_for(args, path, folder_mode)
+            check_outputs(planned_outputs(args.command, out), [path] + ([labels] if labels else []))
             job = load_job(path, labels)
             if seeds is not None:  # the seeded engine takes the job's labels as its seeds
                 job = PartJob(job.mesh, check_seeds(seeds, job.mesh.num_faces, path.name))
             result = session.run(job, request, Progress(None if args.quiet else bar))
             bar.close()
-            if args.command == "segment":
-                out.parent.mkdir(parents=True, exist_ok=True)
-                np.save(out, result.face_labels)
-                segments = _segments_as_parts(PartJob(job.mesh, result.face_labels))
-                written = [out, *write_parts(out.with_suffix(".glb"), segments, {"source": path.name})]
-                print(f"{path.name}: {len(segments)} parts -> {', '.join(map(str, written))}")
-            else:
-                written = write_parts(out, result.parts, {"source": path.name, "engine": result.engine,
-                                                          "segmentation_engine": result.segmentation_engine,
-                                                          "timings": result.timings, "warnings": result.warnings})
-                print(f"{path.name}: {len(result.parts)} parts by {result.engine} in "
-                      f"{result.timings.get('total', 0):.2f} s -> {', '.join(map(str, written))}")
+            written, count = write_outputs(args.command, out, path.name, job, result)
+            by = "" if args.command == "segment" else (f" by {result.engine} in "
+                                                       f"{result.timings.get('total', 0):.2f} s")
+            print(f"{path.name}: {count} parts{by} -> {', '.join(map(str, written))}")
             for warning in result.warnings:
                 print(f"  warning: {warning}", file=sys.stderr)
         except EngineError as exc:
@@ -266,9 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", help="output file, or folder (default: beside the input, STEM_COMMAND.glb/.npy)")
         sub.add_argument("--seed", type=int, help="random seed, for engines that take one (same seed, same result)")
         if name != "segment":
-            sub.add_argument("--engine", default="auto", choices=["auto", *COMPLETION_ENGINES],
-                             help="completion engine; auto = holopart when its weights are installed, else geometric")
-            sub.add_argument("--set", action="append", metavar="NAME=VALUE", help="a completion engine setting (repeatable)")
+            _add_engine_options(sub)
         if name != "amodal":
             sub.add_argument("--labels", help="a .npy file with one integer part label per face (-1 = none)")
         if name == "segment":
@@ -277,15 +295,49 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "complete":
             sub.add_argument("--parts", help="comma-separated labels to complete (default: all)")
         if name != "complete":
-            sub.add_argument("--segmenter", default="auto", choices=list(SEGMENTATION_ENGINES),
-                             help="segmentation engine; auto = loose parts when the mesh has several, else spectral")
-            sub.add_argument("--segment-set", action="append", metavar="NAME=VALUE",
-                             help="a segmentation engine setting (repeatable), e.g. num_parts=6")
+            _add_segmenter_options(sub)
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    text = "run every asset of a folder (recursive) or a CSV/JSONL manifest on Ray (docs/batch-and-server.md)"
+    sub = commands.add_parser("batch", help=text, description=text, epilog=_settings_help,
+                              formatter_class=_LazyEpilogFormatter)
+    sub.add_argument("input", help="a folder of mesh files (searched recursively) or a .csv/.jsonl manifest")
+    sub.add_argument("--out", required=True, help="output folder: the command line's files, batch.csv, batch.json")
+    sub.add_argument("--operation", default="amodal", choices=["amodal", "complete", "segment"])
+    sub.add_argument("--seed", type=int, help="random seed, for engines that take one (same seed, same result)")
+    _add_engine_options(sub)
+    _add_segmenter_options(sub)
+    sub.add_argument("--address", help="a running Ray cluster: auto, or ray://HOST:PORT (default: start a local one)")
+    sub.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all of this machine's)")
+    sub.add_argument("--actors", type=int, help="engine actors (default: one per CPU, or per GPU for holopart)")
+    sub.add_argument("--timeout", type=float, default=1800.0, help="seconds one asset may take (default 1800)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    text = "serve the engine over HTTP as a Ray Serve application (docs/batch-and-server.md)"
+    sub = commands.add_parser("serve", help=text, description=text)
+    sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sub.add_argument("--port", type=int, default=8700, help="port (default 8700)")
+    sub.add_argument("--token-file", required=True, help="a file holding the access token (at least 16 characters)")
+    sub.add_argument("--max-body-mb", type=float, default=512.0, help="largest job body in MB (default 512)")
+    sub.add_argument("--max-job-seconds", type=float, default=1800.0, help="longest job in seconds (default 1800)")
+    sub.add_argument("--set", action="append", metavar="NAME=VALUE",
+                     help="a completion setting the server fixes for every job (repeatable), e.g. weights=/srv/holopart")
+    sub.add_argument("--address", help="a running Ray cluster: auto, or ray://HOST:PORT (default: start a local one)")
     commands.add_parser("engines", help="list engines, whether they can run here, and their settings")
     commands.add_parser("weights", add_help=False, help="download or check the HoloPart weights "
                         "(holopart weights --help)")
     return parser
+
+
+def _add_engine_options(sub) -> None:
+    sub.add_argument("--engine", default="auto", choices=["auto", *COMPLETION_ENGINES],
+                     help="completion engine; auto = holopart when its weights are installed, else geometric")
+    sub.add_argument("--set", action="append", metavar="NAME=VALUE", help="a completion engine setting (repeatable)")
+
+
+def _add_segmenter_options(sub) -> None:
+    sub.add_argument("--segmenter", default="auto", choices=list(SEGMENTATION_ENGINES),
+                     help="segmentation engine; auto = loose parts when the mesh has several, else spectral")
+    sub.add_argument("--segment-set", action="append", metavar="NAME=VALUE",
+                     help="a segmentation engine setting (repeatable), e.g. num_parts=6")
 
 
 class _LazyEpilogFormatter(argparse.RawDescriptionHelpFormatter):
@@ -308,6 +360,12 @@ def main(argv=None) -> int:
         if not hasattr(args, attr):
             setattr(args, attr, default)
     try:
+        if args.command == "batch":
+            from .batch import run_batch
+            return run_batch(args, request_from_args(args, args.operation))
+        if args.command == "serve":
+            from .serve import run_server
+            return run_server(args)
         return run(args)
     except EngineError as exc:
         print(f"error ({exc.kind}): {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
