@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ..wire.client import WorkerClient
+from ..wire.client import EventClient
 from ..wire.jobfolder import read_result, write_job
 from ..wire.request import JobRequest
 from . import session
@@ -24,7 +24,7 @@ current: "Job | None" = None  # the job in progress (one at a time)
 class Job:
     """One job: its folder, the source it was read from, and its progress as reported by the worker."""
 
-    def __init__(self, client: WorkerClient, source, request: JobRequest):
+    def __init__(self, client: EventClient, source, request: JobRequest):
         self.client, self.source = client, source
         self.request = request
         self.folder = new_job_folder(user_folder() / "jobs")

@@ -69,7 +69,12 @@ class _EngineJobOperator:
             self.report({"ERROR"}, "HoloPart is already running a job; wait for it or cancel it")
             return {"CANCELLED"}
         self._job, self._invoked = None, time.monotonic()
-        if session.engines_if_ready(preferences(), wait=False) is not None and not self._begin(context):
+        try:
+            ready = session.engines_if_ready(preferences(), wait=False) is not None
+        except EngineError as exc:  # a server that may not be contacted
+            self.report({"ERROR"}, _error_text(exc.to_dict()))
+            return {"CANCELLED"}
+        if ready and not self._begin(context):
             return {"CANCELLED"}
         # Until the worker has listed its engines (it is starting), the modal waits for it: the UI never does.
         self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
@@ -102,7 +107,8 @@ class _EngineJobOperator:
                 return {"PASS_THROUGH"}
             if session.listing_failed:
                 self._stop_waiting(context)
-                self.report({"ERROR"}, "HoloPart: the engine worker did not start (see the engine log)")
+                self.report({"ERROR"}, f"HoloPart: the server did not answer: {session.listing_error}"
+                            if session.listing_error else "HoloPart: the engine worker did not start (see the engine log)")
                 return {"CANCELLED"}
             if session.engines_if_ready(preferences(), wait=False) is None:
                 return {"PASS_THROUGH"}
@@ -374,11 +380,11 @@ class HOLOPART_OT_cancel(bpy.types.Operator):
 def make_request(prefs, settings, operation: str, engine: str = "", parts=None, segmentation_engine: str = ""):
     """The request for ``operation`` from plain values: the engines chosen (``engine`` or the preferences';
     ``segmentation_engine`` or the scene's), the engine settings stored on the scene, and the preferences'
-    device and weights (see ``request.build_request``)."""
+    device and weights (see ``request.build_request``; a remote server uses its own weights)."""
     values = {}
     if prefs.device != "auto":
         values["device"] = prefs.device
-    weights = session.weights_folder(prefs)
+    weights = session.weights_folder(prefs) if prefs.engine_location == "LOCAL" else ""
     if weights:
         values["weights"] = weights
     return build_request(operation, engine or prefs.engine or "auto",

@@ -52,7 +52,9 @@ class VIEW3D_PT_holopart_settings(bpy.types.Panel):
         settings, prefs = context.scene.holopart, preferences()
         found = properties.engine_listing()
         if found is None:
-            if session.listing_failed:
+            if session.listing_error:
+                draw_wrapped(layout, f"The server did not answer: {session.listing_error}", icon="ERROR", width=36)
+            elif session.listing_failed:
                 layout.label(text="The engine worker did not start (see the engine log)", icon="ERROR")
             else:
                 layout.label(text="Starting the engine worker...", icon="TIME")

@@ -1,5 +1,7 @@
-"""Add-on preferences (drawing only): the engine and device, the managed engine environment, and the HoloPart
-weights. The buttons are the operators of ``setup_operators``, whose tasks' progress and log tail show here.
+"""Add-on preferences (drawing only): the engine and device, where the engine runs (this computer, or a
+server running ``holopart serve``), the managed engine environment, and the HoloPart weights. The buttons are the
+operators of ``setup_operators``, whose tasks' progress and log tail show here. The server's token is kept in a
+file of the extension's user folder (``session.token_file``), never in the preferences or a .blend file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from .environment import Task
 from .ui_text import draw_wrapped
 
 
+def _get_token(self) -> str:
+    return session.read_token()
+
+
+def _set_token(self, value: str) -> None:
+    session.write_token(value)
+
+
 class HoloPartPreferences(bpy.types.AddonPreferences):
     bl_idname = PACKAGE
 
@@ -21,6 +31,14 @@ class HoloPartPreferences(bpy.types.AddonPreferences):
         ("auto", "Auto", "The best device found (CUDA, then Apple MPS, then CPU)"),
         ("cuda", "CUDA", "An NVIDIA GPU"), ("mps", "Apple", "Apple silicon GPU (MPS)"), ("cpu", "CPU", "The CPU (slow)"),
     ], description="Where HoloPart runs")
+    engine_location: bpy.props.EnumProperty(name="Engine", default="LOCAL", items=[
+        ("LOCAL", "Local", "The engine runs on this computer"),
+        ("REMOTE", "Remote Server", "The engine runs on a server started with 'holopart serve' (a studio's GPU server)"),
+    ], description="Where the engine runs")
+    server_url: bpy.props.StringProperty(name="URL", default="http://127.0.0.1:8700",
+                                         description="The server's address, e.g. http://gpu-server:8700 or https://...")
+    server_token: bpy.props.StringProperty(name="Token", subtype="PASSWORD", get=_get_token, set=_set_token,
+                                           description="The access token from the server's token file")
     weights_source: bpy.props.EnumProperty(name="Weights", default="HUB", items=[
         ("HUB", "Model Hub", "Download from a Hugging Face repository"),
         ("LOCAL", "Local Folder", "Weights already on disk"),
@@ -48,6 +66,14 @@ class HoloPartPreferences(bpy.types.AddonPreferences):
             return
         box = layout.box()
         box.label(text="Engine", icon="MODIFIER")
+        box.row().prop(self, "engine_location", expand=True)
+        if self.engine_location == "REMOTE":
+            box.prop(self, "server_url")
+            box.prop(self, "server_token")
+            draw_wrapped(box, f"The token is kept in {session.token_file()}, not in any .blend file.", icon="LOCKED")
+            reason = session.remote_refusal(self.server_url)
+            if reason:
+                draw_wrapped(box, reason, icon="ERROR")
         box.prop(self, "engine")
         box.prop(self, "device")
         if session.last_summary:

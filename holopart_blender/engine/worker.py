@@ -6,7 +6,8 @@ loaded once. While a job runs, the latest progress is re-sent several times a se
 inside one long step, and a ``heartbeat`` goes out every second from a thread of its own, busy or idle, so a
 client can tell a busy worker from a hung one. A ``cancel`` is honoured at any point after the job was sent:
 a queued job is answered ``cancelled`` without running, a running one at the engine's next progress call;
-the worker stays alive. SIGINT is ignored (Ctrl+C in a terminal reaches the whole process group; the client
+the worker stays alive. When stdin closes (the client is gone) the running job is cancelled and the worker
+exits. SIGINT is ignored (Ctrl+C in a terminal reaches the whole process group; the client
 decides when the worker stops). Failures come back as ``error`` messages with a kind,
 a message and a hint. Anything else written to stdout (by a library) is redirected to stderr so it cannot
 corrupt the protocol. The worker opens no network port.
@@ -89,7 +90,8 @@ class Worker:
             self._inbox.put(message)
             if message["type"] == "shutdown":
                 return
-        self._inbox.put({"type": "shutdown"})  # stdin closed: the client is gone
+        self._cancel.set()  # stdin closed: the client is gone (a served replica that died, say), so is its job
+        self._inbox.put({"type": "shutdown"})
 
     # -- progress ------------------------------------------------------------------------------------------
     def _on_progress(self, stage: str, fraction: float, message: str) -> None:

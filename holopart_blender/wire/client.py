@@ -48,7 +48,56 @@ class _Generation:
         self.reader: threading.Thread | None = None
 
 
-class WorkerClient:
+class EventClient:
+    """What the Blender side and scripts use of a client: ``submit``, ``cancel``, ``request_engines`` and
+    ``close`` (in subclasses), and the events of one queue. ``WorkerClient`` drives a local worker process,
+    ``wire.remote.RemoteClient`` a served engine over HTTP."""
+
+    _events: queue.Queue
+
+    def submit(self, job_folder: str | os.PathLike) -> str:
+        raise NotImplementedError
+
+    def cancel(self, job_id: str) -> None:
+        raise NotImplementedError
+
+    def poll(self) -> list[dict]:
+        """All events received so far (never blocks)."""
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait_event(self, timeout: float | None = None) -> dict | None:
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def run(self, job_folder, on_event=None, timeout: float | None = None) -> dict:
+        """Submit and block until the job ends; returns the final event (done, error or cancelled).
+
+        Without a timeout it still returns: a dead or hung worker, or a lost server, ends the job with an
+        error event."""
+        job_id = self.submit(job_folder)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                self.cancel(job_id)
+                raise TimeoutError(f"job {job_id} did not finish in {timeout} s (cancel sent)")
+            event = self.wait_event(timeout=left)
+            if event is None:
+                continue
+            if on_event is not None:
+                on_event(event)
+            if event.get("id") == job_id and event["type"] in protocol.FINAL_JOB_EVENTS:
+                return event
+
+
+class WorkerClient(EventClient):
     def __init__(self, python: str | None = None, pythonpath=(), env: dict | None = None,
                  engine_log: str | os.PathLike | None = None, hung_after: float = HUNG_SECONDS):
         """``python``: the interpreter that runs the worker (default: this one). ``pythonpath``: extra
@@ -182,40 +231,6 @@ class WorkerClient:
         """Ask for the engines' availability and settings; the answer arrives as an ``engines`` event."""
         self.start()
         self._send(self._gen, "engines")
-
-    def poll(self) -> list[dict]:
-        """All events received so far (never blocks)."""
-        out = []
-        while True:
-            try:
-                out.append(self._events.get_nowait())
-            except queue.Empty:
-                return out
-
-    def wait_event(self, timeout: float | None = None) -> dict | None:
-        try:
-            return self._events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def run(self, job_folder, on_event=None, timeout: float | None = None) -> dict:
-        """Submit and block until the job ends; returns the final event (done, error or cancelled).
-
-        Without a timeout it still returns: a dead or hung worker ends the job with an error event."""
-        job_id = self.submit(job_folder)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                self.cancel(job_id)
-                raise TimeoutError(f"job {job_id} did not finish in {timeout} s (cancel sent)")
-            event = self.wait_event(timeout=left)
-            if event is None:
-                continue
-            if on_event is not None:
-                on_event(event)
-            if event.get("id") == job_id and event["type"] in protocol.FINAL_JOB_EVENTS:
-                return event
 
     def close(self, timeout: float = 3.0) -> None:
         """Ask the worker to exit; kill it if it does not within ``timeout``. Its later events are dropped."""

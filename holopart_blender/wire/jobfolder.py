@@ -6,11 +6,13 @@
     result.npz   face_labels (F,) int32, and per part i: part{i}_vertices, part{i}_faces, part{i}_face_source
 
 Arrays are stored uncompressed in ``.npz`` (binary, fast, no pickle). Names read from ``job.json`` are data:
-they are never used as paths. See docs/protocol.md.
+they are never used as paths. Over HTTP (``holopart serve``) a folder's files travel as one uncompressed ZIP
+(``pack``/``unpack``): the job's ``JOB_FILES`` one way, the ``RESULT_FILES`` back. See docs/protocol.md.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -22,6 +24,39 @@ from .request import JobRequest
 from ..core.errors import InputError
 from ..core.partjob import CompletedPart, JobResult, Mesh, PartJob
 from .protocol import PROTOCOL_VERSION
+
+
+JOB_FILES = ("job.json", "input.npz")
+RESULT_FILES = ("result.json", "result.npz")
+
+
+def pack(folder: str | os.PathLike, names: tuple[str, ...]) -> bytes:
+    """The files ``names`` of ``folder`` as one uncompressed ZIP (the body of an HTTP request or answer)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name in names:
+            archive.write(Path(folder) / name, name)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, folder: str | os.PathLike, names: tuple[str, ...]) -> Path:
+    """Write a ``pack``ed body into ``folder``: exactly the files ``names``, uncompressed (so what is written
+    is no larger than the body); anything else raises InputError. Paths inside the ZIP are never used."""
+    folder = Path(folder)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if sorted(m.filename for m in members) != sorted(names):
+                raise InputError(f"the body holds {', '.join(m.filename for m in members) or 'nothing'}, "
+                                 f"not exactly {', '.join(names)}", "send a job folder packed by jobfolder.pack")
+            if any(m.compress_type != zipfile.ZIP_STORED for m in members):
+                raise InputError("the body's files are compressed", "send them stored (jobfolder.pack)")
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                (folder / name).write_bytes(archive.read(name))
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise InputError(f"the body is not a ZIP of a job folder: {exc}", "send a job folder packed by jobfolder.pack") from None
+    return folder
 
 
 def write_job(folder: str | os.PathLike, job: PartJob, request: JobRequest) -> Path:
