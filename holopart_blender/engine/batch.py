@@ -18,8 +18,8 @@ where the command line's folder mode would (``OUT/<subfolder>/STEM_OPERATION.glb
 files. A failed asset, or one past ``--timeout``, is reported and the others go on; an actor that dies
 (a crash, a lost node) is restarted by Ray and its in-flight assets are retried once.
 
-Results are content-addressed: an asset's key is a hash of its input bytes (mesh and labels), its request
-and the engine version (a hash of the engine's source). A record ``OUT/.holopart-batch/KEY.json`` is written
+Results are content-addressed: an asset's key is a hash of its input bytes (mesh and labels), its request,
+the engine version (a hash of the engine's source) and where its output goes under OUT. A record ``OUT/.holopart-batch/KEY.json`` is written
 after the outputs, so a rerun skips every asset whose record and outputs exist and resumes after a crash.
 The summary goes to ``OUT/batch.json`` and ``OUT/batch.csv``: per asset its status (done, skipped, failed,
 timeout), seconds, parts, engine and error.
@@ -139,9 +139,12 @@ def engine_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def asset_key(asset: Asset, request: JobRequest, version: str) -> str:
+def asset_key(asset: Asset, request: JobRequest, version: str, out: Path) -> str:
+    """The hash of the asset's input bytes, its request, the engine version and its output's place under ``out``
+    (which names the files and the sidecar's ``source``: two copies of one file are two results)."""
     digest = hashlib.sha256(b"holopart-batch 1\0" + version.encode() + b"\0")
     digest.update(json.dumps(request.to_dict(), sort_keys=True).encode() + b"\0")
+    digest.update(asset.out.relative_to(out).as_posix().encode() + b"\0" + asset.path.name.encode() + b"\0")
     for file in (asset.path, asset.labels):
         digest.update(_file_hash(file).encode() + b"\0")
     return digest.hexdigest()[:32]
@@ -292,7 +295,7 @@ def run_batch(args, request: JobRequest) -> int:
                 raise InputError(f"its outputs would overwrite those of {clash.path}", "rename one of them")
             owners.update({p.resolve(): asset for p in planned})
             own = JobRequest(**{**request.to_dict(), "settings": {**request.settings, **asset.settings}})
-            asset.row["key"] = key = asset_key(asset, own, version)
+            asset.row["key"] = key = asset_key(asset, own, version, out)
         except EngineError as exc:
             asset.row.update(status="failed", error=f"{exc.kind}: {exc.message}")
             progress.add("failed")
