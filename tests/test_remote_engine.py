@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 from blender_harness import run_blender
-from holopart_blender.engine import meshfiles
+from holopart_blender.engine import cli, meshfiles
 from holopart_blender.wire import jobfolder
 from holopart_blender.wire.client import PACKAGE_PARENT
 from holopart_blender.wire.remote import RemoteClient, is_local_network
@@ -98,6 +98,14 @@ def test_requests_without_the_token_or_with_a_wrong_one_are_refused(server, benc
     status, answer = call(server, "/v1/jobs", TOKEN, b"0" * (MAX_BODY_MB * 1_000_000 + 1))
     assert (status, answer["kind"]) == (413, "too_large")
     assert call(server, "/v1/jobs/0123/events", TOKEN)[1]["kind"] == "unknown_job"
+
+
+def test_the_server_does_not_start_without_a_usable_token_file(tmp_path, capsys):
+    (tmp_path / "short.txt").write_text("too-short\n")
+    assert cli.main(["serve", "--token-file", str(tmp_path / "short.txt")]) == 2
+    assert cli.main(["serve", "--token-file", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "shorter than 16 characters" in err and "no such token file" in err
 
 
 def test_online_access_decides_only_beyond_the_local_network():

@@ -42,13 +42,15 @@ MIN_TOKEN = 16
 
 def read_token(path: str | os.PathLike) -> str:
     """The access token in ``path`` (its first line); InputError when missing or shorter than ``MIN_TOKEN``."""
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip().splitlines()[0].strip() if Path(path).is_file() else None
-    except (OSError, UnicodeDecodeError, IndexError):
-        token = ""
-    if token is None:
+    path = Path(path)
+    if not path.is_file():
         raise InputError(f"no such token file: {path}", "write a long random token into it, e.g. "
                          "python -c \"import secrets; print(secrets.token_urlsafe(32))\" > token.txt")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the token file {path}: {exc}", "write the token as one line of text") from None
+    token = lines[0].strip() if lines else ""
     if len(token) < MIN_TOKEN:
         raise InputError(f"the token in {path} is shorter than {MIN_TOKEN} characters", "use a long random token")
     return token
