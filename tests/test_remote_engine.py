@@ -28,6 +28,7 @@ from holopart_blender.wire.request import JobRequest
 
 TOKEN = "correct-horse-battery-staple-0123456789"
 MAX_BODY_MB = 4
+MAX_JOB_SECONDS = 10  # every other job here takes a second or two
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def server(tmp_path_factory):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "holopart_blender.engine.cli", "serve", "--port", str(port),
-                             "--token-file", str(folder / "token.txt"), "--max-body-mb", str(MAX_BODY_MB)],
+                             "--token-file", str(folder / "token.txt"), "--max-body-mb", str(MAX_BODY_MB),
+                             "--max-job-seconds", str(MAX_JOB_SECONDS)],
                             env={**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)}, cwd=folder,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log: collections.deque = collections.deque(maxlen=200)
@@ -179,6 +181,17 @@ def test_blender_completes_on_the_server_as_it_does_locally(server, tmp_path):
     assert out["progress"] and all(0.0 <= f <= 1.0 for f in out["progress"])
     assert not out["in_blend"] and not out["in_userpref"] and out["mode"] == "0o600"
     assert "online access is off" in out["refused"]
+
+
+def test_a_job_past_the_time_limit_is_stopped(server, benchmark_dir, tmp_path):
+    folder = tmp_path / "slow"
+    slow = JobRequest("complete", "geometric", {"keep_visible": False, "resolution": 512})  # minutes of voxels
+    jobfolder.write_job(folder, meshfiles.load_job(benchmark_dir / "r2d2.glb"), slow)
+    t0 = time.monotonic()
+    final = RemoteClient(server, TOKEN).run(folder, timeout=120)
+    assert (final["type"], final["kind"]) == ("error", "timeout"), final
+    assert f"limit of {MAX_JOB_SECONDS} s" in final["message"]
+    assert MAX_JOB_SECONDS <= time.monotonic() - t0 < MAX_JOB_SECONDS + 30
 
 
 def test_a_killed_replica_gives_a_clear_error_and_the_next_job_works(server, benchmark_dir, tmp_path):
