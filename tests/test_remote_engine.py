@@ -183,7 +183,11 @@ def test_blender_completes_on_the_server_as_it_does_locally(server, tmp_path):
     assert "online access is off" in out["refused"]
 
 
-def test_a_job_past_the_time_limit_is_stopped(server, benchmark_dir, tmp_path):
+def test_a_body_over_the_size_limit_is_refused_and_a_job_past_the_time_limit_is_stopped(server, benchmark_dir, tmp_path):
+    large = tmp_path / "large"  # first, one over the body limit: refused before it runs
+    jobfolder.write_job(large, meshfiles.load_job(benchmark_dir / "mini_cheetah.glb"), JobRequest())
+    final = RemoteClient(server, TOKEN).run(large, timeout=120)
+    assert (final["type"], final["kind"]) == ("error", "too_large") and f"{MAX_BODY_MB} MB" in final["message"]
     folder = tmp_path / "slow"
     slow = JobRequest("complete", "geometric", {"keep_visible": False, "resolution": 512})  # minutes of voxels
     jobfolder.write_job(folder, meshfiles.load_job(benchmark_dir / "r2d2.glb"), slow)
