@@ -153,15 +153,19 @@ def first_job():
     t = time.monotonic()
     answer = invoke("complete_part")  # the preferences' engine: the operator lists no engine names yet
     invoke_seconds = time.monotonic() - t
-    yield from wait_until(lambda: job_state.current is not None, 60)  # the operator waits for the listing
+    # The operator waits for the listing, then runs the job; a job on one cube face may start and end
+    # between two polls, so its result (the parts collection) counts as having seen it.
+    yield from wait_until(lambda: job_state.current is not None or "Cube parts" in bpy.data.collections, 60)
     job = job_state.current
     job_start = time.monotonic() - t
     yield from wait_until(lambda: job_state.current is None, 120)
     probe.running = False
     final = (job.final if job else None) or {}
+    parts = bpy.data.collections.get("Cube parts")
+    done = parts is not None and len(parts.objects) == 1 and final.get("type") in (None, "done")
     # The product's callbacks must stay under 0.3 s. The probe's longest gap also counts Blender's own
     # drawing, which on this software-OpenGL build with busy cores takes up to about a second per redraw.
-    result("first_job_ui", answer == {"RUNNING_MODAL"} and final.get("type") == "done" and clock.longest < 0.3,
+    result("first_job_ui", answer == {"RUNNING_MODAL"} and done and clock.longest < 0.3,
            longest_product_callback=round(clock.longest, 3), slowest=clock.where, ticks=probe.ticks,
            idle_longest_gap=round(idle.longest, 3),
            listed_before=listed_before, invoke_seconds=round(invoke_seconds, 3),
