@@ -1,5 +1,6 @@
 """The Blender side in a real Blender window (issue #21): the first job's UI time, Esc, the Cancel button,
-Ctrl+Z after a run and after a failure, with real key presses (xdotool) under Xvfb; and Blender without numpy.
+Ctrl+Z after a run and after a failure, with real key presses (xdotool) under Xvfb, with the local worker and
+with a `holopart serve` server on 127.0.0.1; and Blender without numpy.
 
 Skipped unless the real-Blender chroot exists. To enable it (root, the Debian mirror; once, about 1-2 min):
 
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from test_remote_engine import TOKEN, server  # noqa: F401 - the module's `holopart serve` fixture
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROOT = Path(os.environ.get("REAL_BLENDER_ROOT", "/var/cache/real-blender"))
 TOOL = Path(os.environ.get("REAL_BLENDER_TOOL", ROOT.parent / "shared" / "tools" / "real-blender.sh"))
@@ -44,15 +47,15 @@ def _skip_reason() -> str | None:
     return None
 
 
-def _run(script: str, checks: list[str]) -> None:
+def _run(script: str, checks: list[str], args: tuple[str, ...] = ()) -> None:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     env = dict(os.environ, REAL_BLENDER_ROOT=str(CHROOT), REAL_BLENDER_TIMEOUT="540")
-    proc = subprocess.run(["bash", str(TOOL), "run", str(ROOT), script],
+    proc = subprocess.run(["bash", str(TOOL), "run", str(ROOT), script, *args],
                           capture_output=True, text=True, env=env, timeout=600)
     output = proc.stdout + proc.stderr
-    log = ROOT / "out" / "real_window" / (Path(script).stem + ".log")
+    log = ROOT / "out" / "real_window" / (Path(script).stem + ("_remote" if args else "") + ".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(output)
     results = {}
@@ -69,6 +72,26 @@ def _run(script: str, checks: list[str]) -> None:
 
 def test_modal_operators_in_a_real_window():
     _run("tests/real_window/modal_operators.py", CHECKS)
+
+
+@pytest.fixture
+def remote_server(request):
+    """``holopart serve`` on 127.0.0.1 (the chroot shares this machine's network), started only when the
+    real-window set-up exists."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return request.getfixturevalue("server")
+
+
+def test_modal_operators_on_a_remote_server(remote_server, tmp_path):
+    """The same scenario with Engine: Remote Server: progress, a real Esc and the Cancel button reach the
+    server's job, and results come back."""
+    token = ROOT / "out" / "real_window" / "token.txt"  # inside the WORKDIR, which the chroot mounts at /work
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text(TOKEN)
+    _run("tests/real_window/modal_operators.py", CHECKS,
+         ("--remote", remote_server, "/work/" + str(token.relative_to(ROOT))))
 
 
 def test_numpy_free_fallback_in_a_real_window():

@@ -21,6 +21,14 @@ addon_utils.enable("holopart_blender", default_set=True)
 from holopart_blender.blender import job as job_state, reimport, session  # noqa: E402
 from holopart_blender.blender.addon import preferences  # noqa: E402
 
+# `-- --remote URL TOKEN_FILE`: the same scenario with the engine on a `holopart serve` server.
+ARGS = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+if ARGS[:1] == ["--remote"]:
+    preferences().engine_location = "REMOTE"
+    preferences().server_url = ARGS[1]
+    with open(ARGS[2]) as f:
+        preferences().server_token = f.read().strip()
+
 
 def scene_state():
     return {"objects": sorted(o.name for o in bpy.data.objects),
@@ -68,7 +76,7 @@ def watch_progress(job, seen, timeout):
     deadline = time.monotonic() + timeout
     while job_state.current is job and time.monotonic() < deadline:
         seen.add((round(job.fraction, 3), job.status_text()))
-        if len(seen) >= 2 and job.job_id is not None:  # the first text and one from the worker's progress
+        if len(seen) >= 2 and job.job_id is not None and max(f for f, _ in seen) > 0:  # the worker has progressed
             return
         yield 0.05
 
@@ -188,7 +196,7 @@ def scenario():
     completion = (listing or {}).get("completion", {})
     engine = next((e for e in ("geometric", "hull", "visible") if completion.get(e, {}).get("available")), None)
     client = session.worker_client(prefs)
-    result("worker_listing", engine is not None, engine=engine, python=client.python,
+    result("worker_listing", engine is not None, engine=engine, worker=getattr(client, "python", None) or client.url,
            reasons={k: v.get("reason") for k, v in completion.items() if not v.get("available")})
     if engine is None:
         return
