@@ -11,6 +11,7 @@ import pytest
 import trimesh
 from scipy.spatial import cKDTree
 
+from holopart_blender.core.errors import InputError
 from holopart_blender.engine import meshfiles
 from devtools.evaluation import metrics, run
 from devtools.evaluation.sampling import seeded_samples
@@ -157,6 +158,17 @@ def test_remesh_task_is_one_piece_with_nearest_part_labels(benchmark_dir, cache)
     assert mesh.is_watertight and len(mesh.split(only_watertight=False)) == 1
     assert mesh.volume > 0  # wound outwards
     assert set(task.job.labels) <= {0, 1, 2} and len(task.job.labels) >= 2
+
+
+def test_remesh_variants_offset_and_smooth_the_surface(benchmark_dir, cache):
+    plain = build_remesh_task(benchmark_dir / "lamp.glb", cache, resolution=48)
+    variant = build_remesh_task(benchmark_dir / "lamp.glb", cache, resolution=48, offset=1.0, smoothing=5)
+    mesh = trimesh.Trimesh(variant.job.mesh.vertices, variant.job.mesh.faces)
+    assert mesh.is_watertight and len(mesh.split(only_watertight=False)) == 1
+    assert mesh.volume > trimesh.Trimesh(plain.job.mesh.vertices, plain.job.mesh.faces).volume  # moved out
+    assert variant.params["offset"] == 1.0 and "offset" not in plain.params  # a cache key of its own
+    with pytest.raises(InputError, match="offset must be between 0 and 1"):
+        build_remesh_task(benchmark_dir / "lamp.glb", cache, resolution=48, offset=1.5)
 
 
 def test_runner_on_two_assets(benchmark_dir, tmp_path):

@@ -1,19 +1,22 @@
-"""Automatic segmentation of one-piece remeshes: class-agnostic mIoU against the benchmark's parts.
+"""Automatic and seeded segmentation of one-piece remeshes: class-agnostic mIoU against the benchmark's parts.
 
-    .venv/bin/python tests/benchmarks/bench_segmentation.py [--engine auto] [--resolution 128]
-        [--max-faces 200000] [--seed 0] [--cache .cache/benchmark] [--asset NAME.glb ...]
+    .venv/bin/python tests/benchmarks/bench_segmentation.py [--remesh 128] [--remesh 96:1:0 ...]
+        [--engine auto] [--no-seeded] [--max-faces 200000] [--seed 0] [--cache .cache/benchmark]
+        [--asset NAME.glb ...]
 
 Each benchmark object is remeshed into one closed piece (marching cubes of its outside, ``build_remesh_task``),
-so connectivity gives nothing away, and every face carries the label of the nearest part as ground truth. The
-segmenter runs with its default settings (part count chosen automatically). The score is class-agnostic mIoU:
-each true part's best IoU (by face area) with any predicted segment, averaged over the object's parts. Two
-reference columns come from the same tasks: one segment for everything, and k-means on face positions and
-normals with the true part count. Printed per object: the three scores, chosen vs true part count, the
-segmenter's seconds and the process's peak memory so far; then the means over objects and over all parts.
+so connectivity gives nothing away, and every face carries the label of the nearest part as ground truth.
+``--remesh RESOLUTION[:OFFSET[:SMOOTHING]]`` (repeatable) picks the remeshings: grid cells along the longest
+axis, iso-level offset in cells (0..1, outwards) and Taubin smoothing steps; default ``128`` (the project's
+own remesh) and three others: ``96:1:0``, ``160:0.5:10``, ``128:0.5:3``.
 
-With ``--engine seeded`` the segmenter grows seed faces instead (``devtools/evaluation/seeds.py`` picks
-them inside each true part: first its most interior face, then faces spread over it); printed per object:
-one segment, then mIoU and seconds with 1 and with 3 seeds per part.
+The score is class-agnostic mIoU: each true part's best IoU (by face area) with any predicted segment,
+averaged over the object's parts. Printed per remeshing and object: one segment for everything and k-means
+on face positions and normals with the true part count (references), the engine with its default settings
+(part count chosen automatically: chosen/true), then the ``seeded`` engine with 1 and 3 seed faces per true
+part (``devtools/evaluation/seeds.py`` picks them: first the part's most interior face, then faces spread
+over it); each with its seconds, and the process's peak memory so far. Then, per remeshing, the means over
+objects and over all parts, and at the end the means over every remeshing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ from devtools.evaluation.metrics import segmentation_miou  # noqa: E402
 from devtools.evaluation.seeds import seed_faces  # noqa: E402
 from devtools.evaluation.tasks import build_remesh_task  # noqa: E402
 
+REMESHINGS = ("128", "96:1:0", "160:0.5:10", "128:0.5:3")
+# Columns averaged in the summaries (a row holds them in this order, then the true part count).
+SCORES = ("one", "kmeans", "auto", "seeded1", "seeded3")
+
 
 def kmeans_reference(vertices: np.ndarray, faces: np.ndarray, k: int, seed: int) -> np.ndarray:
     """k-means (k-means++ start, seeded) on face centres and unit normals, positions scaled to unit spread."""
@@ -50,10 +57,23 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
 
 
+def remeshing(text: str) -> tuple[int, float, int]:
+    resolution, offset, smoothing = (text.split(":") + ["0", "0"])[:3]
+    return int(resolution), float(offset), int(smoothing)
+
+
+def timed(call):
+    t0 = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - t0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", default="auto", help="segmentation engine (auto or spectral)")
-    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--engine", default="auto", help="automatic segmentation engine (auto or spectral)")
+    parser.add_argument("--remesh", action="append", type=remeshing,
+                        help="RESOLUTION[:OFFSET[:SMOOTHING]] (repeatable; default: " + ", ".join(REMESHINGS) + ")")
+    parser.add_argument("--no-seeded", action="store_true", help="leave out the seeded columns")
     parser.add_argument("--max-faces", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "benchmark")
@@ -61,55 +81,43 @@ def main():
     args = parser.parse_args()
 
     paths = [BENCHMARK / name for name in args.asset] if args.asset else sorted(BENCHMARK.glob("*.glb"))
-    if args.engine == "seeded":
-        return seeded(paths, args)
-    print(f"{'object':<22}{'faces':>9}{'one segment':>13}{'k-means (true k)':>18}{args.engine + ' (auto k)':>18}"
-          f"{'k chosen/true':>15}{'seconds':>9}{'peak MiB':>10}")
-    rows = []
-    for path in paths:
-        task = build_remesh_task(path, args.cache, args.resolution, args.max_faces)
-        mesh, truth = task.job.mesh, task.job.face_labels
-        area = face_areas(mesh.vertices, mesh.faces)
-        k_true = len(np.unique(truth))
-        one = segmentation_miou(np.zeros(len(truth)), truth, area)
-        kmeans = segmentation_miou(kmeans_reference(mesh.vertices, mesh.faces, k_true, args.seed), truth, area)
-        t0 = time.perf_counter()
-        labels = api.segment(mesh, args.engine, {"seed": args.seed})
-        seconds = time.perf_counter() - t0
-        miou = segmentation_miou(labels, truth, area)
-        k_chosen = len(np.unique(labels[labels >= 0]))
-        rows.append((one, kmeans, miou, seconds, k_true))
-        print(f"{task.name:<22}{mesh.num_faces:>9,}{one:>13.3f}{kmeans:>18.3f}{miou:>18.3f}"
-              f"{f'{k_chosen}/{k_true}':>15}{seconds:>9.2f}{peak_mib():>10.0f}")
-    rows = np.array(rows)
-    one, kmeans, miou, seconds = rows[:, :4].mean(0)
-    print(f"{'mean over objects':<22}{'':>9}{one:>13.3f}{kmeans:>18.3f}{miou:>18.3f}{'':>15}{seconds:>9.2f}")
-    one, kmeans, miou = (rows[:, :3] * rows[:, 4:]).sum(0) / rows[:, 4].sum()
-    print(f"{'mean over parts':<22}{'':>9}{one:>13.3f}{kmeans:>18.3f}{miou:>18.3f}{f'({int(rows[:, 4].sum())})':>15}")
-
-
-def seeded(paths, args):
-    """Seeded segmentation with 1 and 3 seed faces per true part."""
-    print(f"{'object':<22}{'faces':>9}{'parts':>7}{'one segment':>13}{'1 seed':>9}{'seconds':>9}{'3 seeds':>9}{'seconds':>9}")
-    rows = []
-    for path in paths:
-        task = build_remesh_task(path, args.cache, args.resolution, args.max_faces)
-        mesh, truth = task.job.mesh, task.job.face_labels
-        area = face_areas(mesh.vertices, mesh.faces)
-        row = [segmentation_miou(np.zeros(len(truth)), truth, area)]
-        for per_part in (1, 3):
-            seeds = seed_faces(mesh, truth, per_part)
-            t0 = time.perf_counter()
-            labels = api.segment(mesh, "seeded", seeds=seeds)
-            row += [segmentation_miou(labels, truth, area), time.perf_counter() - t0]
-        rows.append(row + [len(np.unique(truth))])
-        print(f"{task.name:<22}{mesh.num_faces:>9,}{rows[-1][-1]:>7}{row[0]:>13.3f}{row[1]:>9.3f}{row[2]:>9.2f}"
-              f"{row[3]:>9.3f}{row[4]:>9.2f}", flush=True)
-    rows = np.array(rows)
-    mean = rows[:, :5].mean(0)
-    print(f"{'mean over objects':<22}{'':>9}{'':>7}{mean[0]:>13.3f}{mean[1]:>9.3f}{mean[2]:>9.2f}{mean[3]:>9.3f}{mean[4]:>9.2f}")
-    parts = (rows[:, [0, 1, 3]] * rows[:, 5:]).sum(0) / rows[:, 5].sum()
-    print(f"{'mean over parts':<22}{'':>9}{int(rows[:, 5].sum()):>7}{parts[0]:>13.3f}{parts[1]:>9.3f}{'':>9}{parts[2]:>9.3f}")
+    means = {}
+    for resolution, offset, smoothing in args.remesh or [remeshing(text) for text in REMESHINGS]:
+        name = f"{resolution}:{offset:g}:{smoothing}"
+        print(f"\nremesh {name} (resolution:offset:smoothing)")
+        print(f"{'object':<22}{'faces':>9}{'one seg':>9}{'k-means':>9}{args.engine:>8}{'k/true':>8}{'s':>7}"
+              f"{'1 seed':>8}{'s':>7}{'3 seeds':>8}{'s':>7}{'peak MiB':>10}")
+        rows = []
+        for path in paths:
+            task = build_remesh_task(path, args.cache, resolution, args.max_faces, offset, smoothing)
+            mesh, truth = task.job.mesh, task.job.face_labels
+            area = face_areas(mesh.vertices, mesh.faces)
+            k_true = len(np.unique(truth))
+            score = lambda labels: segmentation_miou(labels, truth, area)  # noqa: E731
+            one = score(np.zeros(len(truth)))
+            kmeans = score(kmeans_reference(mesh.vertices, mesh.faces, k_true, args.seed))
+            labels, seconds = timed(lambda: api.segment(mesh, args.engine, {"seed": args.seed}))
+            row = [one, kmeans, score(labels)]
+            text = (f"{task.name:<22}{mesh.num_faces:>9,}{one:>9.3f}{kmeans:>9.3f}{row[2]:>8.3f}"
+                    f"{f'{len(np.unique(labels[labels >= 0]))}/{k_true}':>8}{seconds:>7.2f}")
+            for per_part in () if args.no_seeded else (1, 3):
+                seeds = seed_faces(mesh, truth, per_part)
+                grown, seconds = timed(lambda: api.segment(mesh, "seeded", seeds=seeds))
+                row.append(score(grown))
+                text += f"{row[-1]:>8.3f}{seconds:>7.2f}"
+            rows.append(row + [np.nan] * (len(SCORES) - len(row)) + [k_true])
+            print(text + ("" if not args.no_seeded else " " * 30) + f"{peak_mib():>10.0f}", flush=True)
+        rows = np.array(rows)
+        by_object = rows[:, :-1].mean(0)
+        by_part = (rows[:, :-1] * rows[:, -1:]).sum(0) / rows[:, -1].sum()
+        means[name] = by_object
+        for label, values in (("mean over objects", by_object), (f"mean over {int(rows[:, -1].sum())} parts", by_part)):
+            print(f"{label:<31}" + "".join(f"{v:>9.3f}" if i < 2 else f"{v:>8.3f}" + " " * (15 if i == 2 else 7)
+                                          for i, v in enumerate(values)))
+    print("\nmean over objects, per remeshing:    " + "  ".join(SCORES))
+    for name, values in means.items():
+        print(f"{name:<36}" + "  ".join(f"{v:.3f}" for v in values))
+    print(f"{'all remeshings':<36}" + "  ".join(f"{v:.3f}" for v in np.mean(list(means.values()), 0)))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
   remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
 - ``auto``: loose parts when the mesh has two or more significant pieces, else spectral.
 - ``seeded``: grows the labels the artist marked on a few faces (the job's face labels, -1 = unmarked) over
-  the whole mesh along concave creases: a random walker on the face graph, see ``geometry/seeded.py``.
+  the whole mesh along concave creases and changes of thickness: a random walker on the face graph, see
+  ``geometry/seeded.py``.
 
 Labels already stored on the mesh (a Blender integer face attribute) need no engine: the Blender side sends
 them as the job's labels. Faces that no engine can use (zero area, non-finite coordinates) get -1.
@@ -32,7 +33,8 @@ MIN_AREA = Setting("min_area", float, 0.01,
 SPECTRAL_SETTINGS = (
     Setting("num_parts", int, 0, "number of parts for one-piece meshes; 0 lets the shape decide (cuts along concave creases until none is left)",
             minimum=0, maximum=64),
-    Setting("max_parts", int, 12, "the most parts the automatic choice may return", minimum=2, maximum=64),
+    Setting("max_parts", int, 0, "the most parts the automatic choice may return; 0: no limit (the creases decide)",
+            minimum=0, maximum=256),
     Setting("seed", int, 0, "seed of the eigensolver's start vector (same seed, same labels)", minimum=0),
 )
 
@@ -108,6 +110,8 @@ class SeededSegmentation(SegmentationEngine):
                 minimum=0.0, maximum=1.0),
         Setting("smooth", int, 6, "rings of neighbours each face normal is averaged over (remesh staircases cancel)",
                 minimum=0, maximum=20),
+        Setting("thickness", float, 0.3, "how strongly a change of thickness stops the growth: smaller stops at "
+                "smaller changes; 0 ignores thickness", minimum=0.0, maximum=10.0),
     )
 
     def segment(self, mesh: Mesh, progress: Progress, seeds: np.ndarray | None = None) -> np.ndarray:
@@ -123,6 +127,7 @@ class SeededSegmentation(SegmentationEngine):
         s = self.settings
         progress(0.0, f"growing {len(np.unique(seeds[seeds >= 0]))} seeded parts")
         labels = _on_usable_faces(mesh, lambda v, f: grow_seeds(
-            v, f, seeds[usable], sigma=s["sigma"], convex_weight=s["convex_weight"], smooth=s["smooth"]))
+            v, f, seeds[usable], sigma=s["sigma"], convex_weight=s["convex_weight"], smooth=s["smooth"],
+            thickness=s["thickness"]))
         progress(1.0, "grown")
         return labels

@@ -11,6 +11,9 @@ exp(-bend x f / sigma), with bend = 1 - cos(angle between the two faces' normals
 ``smooth`` rings of neighbours so that remesh staircases cancel out) and f = 1 on concave edges,
 ``convex_weight`` on convex ones: a walk crosses flat and convex surface freely and concave creases, where
 parts meet, hardly at all. Concave is told from convex after each connected piece is wound outwards.
+Parts also differ in thickness where they meet without a crease (a drawer in its box, a leg in a sleeve):
+with ``thickness`` > 0 each weight is further multiplied by exp(-|log(t_a / t_b)| / thickness), t being the
+faces' local thickness (``thickness.py``: twice the largest inscribed ball along the inward normal).
 
 Connected pieces with no seed are not reached by any walk: each such piece takes, whole, the label of the
 seed face nearest (by face centre, straight-line distance) to any of its faces. Seed faces keep their
@@ -32,11 +35,13 @@ from scipy.spatial import cKDTree
 
 from .spectral import _outward, _patches
 from ...core.meshmath import face_areas, face_normals
+from .thickness import face_thickness
 from .topology import components, face_adjacency, weld
 
 
 def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma: float = 0.01,
-               convex_weight: float = 0.05, smooth: int = 6, max_nodes: int = 100_000) -> np.ndarray:
+               convex_weight: float = 0.05, smooth: int = 6, max_nodes: int = 100_000,
+               thickness: float = 0.3) -> np.ndarray:
     """One label per face: seed faces keep theirs, every other face gets one of the seed labels.
 
     ``seeds`` (F,) holds a label >= 0 on seed faces and -1 elsewhere; at least one face must be seeded.
@@ -58,6 +63,9 @@ def grow_seeds(vertices: np.ndarray, faces: np.ndarray, seeds: np.ndarray, sigma
     walk = piece_has_seed[piece] & ~seeded  # unseeded faces that a walk from a seed reaches
     if walk.any():
         weight = _edge_weights(vertices, faces, pairs, shared, sigma, convex_weight, smooth)
+        if thickness:
+            log_thick = np.log(face_thickness(vertices, faces, face_normals(vertices, faces)))
+            weight = weight * np.exp(-np.abs(log_thick[pairs[:, 0]] - log_thick[pairs[:, 1]]) / thickness)
         if n > max_nodes:  # walk on patches of neighbouring faces alike in place and normal, seeds apart
             node = _patches(vertices[faces].mean(1), face_areas(vertices, faces), face_normals(vertices, faces),
                             pairs, max_nodes // 2)

@@ -18,8 +18,9 @@ parts there are:
    (cut weight over the smaller side's volume) that leaves at least ``min_fraction`` of the area on each side
    and runs mostly along concave creases (crease length over boundary length at least ``crease_fraction``).
    The best cut over all segments is made, separate pieces of the new segments become segments of their
-   own, and so on until no segment has such a cut or there are ``max_parts`` segments. With ``num_parts``
-   set, cuts are made, creases or not, until there are that many.
+   own, and so on until no segment has such a cut (or there are ``max_parts`` segments, when given): the
+   creases alone decide how many parts there are. With ``num_parts`` set, cuts are made, creases or not,
+   until there are that many.
 5. Clean-up: pieces under ``min_fraction`` of the area join the neighbouring piece they are most strongly
    linked to. The result depends only on the input and ``seed`` (the eigensolver's start vector).
 """
@@ -47,7 +48,7 @@ class _Graph(NamedTuple):
     area: np.ndarray
 
 
-def segment_parts(vertices: np.ndarray, faces: np.ndarray, num_parts: int = 0, max_parts: int = 12,
+def segment_parts(vertices: np.ndarray, faces: np.ndarray, num_parts: int = 0, max_parts: int = 0,
                   patches: int = 1500, convex_weight: float = 0.3, sigma: float = 0.1, crease_scale: float = 0.1,
                   crease_fraction: float = 0.65, sweeps: int = 3, min_fraction: float = 0.01, seed: int = 0,
                   progress: Callable[[float, str], None] | None = None) -> np.ndarray:
@@ -55,7 +56,7 @@ def segment_parts(vertices: np.ndarray, faces: np.ndarray, num_parts: int = 0, m
 
     ``num_parts`` > 0 asks for exactly that many parts (more when the mesh has more separate pieces, fewer
     when no more cuts leave ``min_fraction`` of the area on each side); 0 lets the creases decide, with at
-    most ``max_parts``. Separate pieces of the mesh are never joined.
+    most ``max_parts`` when that is > 0. Separate pieces of the mesh are never joined.
     """
     progress = progress or (lambda fraction, message: None)
     faces = _outward(vertices, weld(vertices, faces))
@@ -69,7 +70,7 @@ def segment_parts(vertices: np.ndarray, faces: np.ndarray, num_parts: int = 0, m
     graph = _patch_graph(patch, pairs, length, normal, centre, area, convex_weight, sigma, crease_scale)
     n = len(graph.area)
     labels = components(n, np.stack([graph.a, graph.b], 1))
-    limit = int(num_parts) if num_parts else int(max_parts)
+    limit = int(num_parts) if num_parts else int(max_parts) or len(graph.area)
     threshold = -np.inf if num_parts else crease_fraction
     min_area = min_fraction * graph.area.sum()
     rng = np.random.default_rng(seed)
