@@ -1,7 +1,7 @@
 """Automatic and seeded segmentation of one-piece remeshes: class-agnostic mIoU against the benchmark's parts.
 
     .venv/bin/python tests/benchmarks/bench_segmentation.py [--remesh 128] [--remesh 96:1:0 ...]
-        [--engine auto] [--no-seeded] [--max-faces 200000] [--seed 0] [--cache .cache/benchmark]
+        [--engine auto] [--no-seeded] [--seeded-set NAME=VALUE ...] [--max-faces 200000] [--seed 0] [--cache .cache/benchmark]
         [--asset NAME.glb ...]
 
 Each benchmark object is remeshed into one closed piece (marching cubes of its outside, ``build_remesh_task``),
@@ -15,7 +15,8 @@ averaged over the object's parts. Printed per remeshing and object: one segment 
 on face positions and normals with the true part count (references), the engine with its default settings
 (part count chosen automatically: chosen/true), then the ``seeded`` engine with 1 and 3 seed faces per true
 part (``devtools/evaluation/seeds.py`` picks them: first the part's most interior face, then faces spread
-over it); each with its seconds, and the process's peak memory so far. Then, per remeshing, the means over
+over it; ``--seeded-set`` changes its settings, e.g. ``thickness=0``); each with its seconds, and the
+process's peak memory so far. Then, per remeshing, the means over
 objects and over all parts, and at the end the means over every remeshing.
 """
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
+from holopart_blender.engine.cli import parse_settings  # noqa: E402
 from holopart_blender.core.meshmath import face_areas, face_normals  # noqa: E402
 from devtools.evaluation.metrics import segmentation_miou  # noqa: E402
 from devtools.evaluation.seeds import seed_faces  # noqa: E402
@@ -74,12 +76,15 @@ def main():
     parser.add_argument("--remesh", action="append", type=remeshing,
                         help="RESOLUTION[:OFFSET[:SMOOTHING]] (repeatable; default: " + ", ".join(REMESHINGS) + ")")
     parser.add_argument("--no-seeded", action="store_true", help="leave out the seeded columns")
+    parser.add_argument("--seeded-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the seeded engine (repeatable)")
     parser.add_argument("--max-faces", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "benchmark")
     parser.add_argument("--asset", action="append", help="benchmark file name (repeatable; default: all)")
     args = parser.parse_args()
 
+    seeded_settings = parse_settings(args.seeded_set, None)
     paths = [BENCHMARK / name for name in args.asset] if args.asset else sorted(BENCHMARK.glob("*.glb"))
     means = {}
     for resolution, offset, smoothing in args.remesh or [remeshing(text) for text in REMESHINGS]:
@@ -102,7 +107,7 @@ def main():
                     f"{f'{len(np.unique(labels[labels >= 0]))}/{k_true}':>8}{seconds:>7.2f}")
             for per_part in () if args.no_seeded else (1, 3):
                 seeds = seed_faces(mesh, truth, per_part)
-                grown, seconds = timed(lambda: api.segment(mesh, "seeded", seeds=seeds))
+                grown, seconds = timed(lambda: api.segment(mesh, "seeded", seeded_settings, seeds=seeds))
                 row.append(score(grown))
                 text += f"{row[-1]:>8.3f}{seconds:>7.2f}"
             rows.append(row + [np.nan] * (len(SCORES) - len(row)) + [k_true])
