@@ -1,8 +1,8 @@
 """Automatic and seeded segmentation of one-piece remeshes: class-agnostic mIoU against the benchmark's parts.
 
     .venv/bin/python tests/benchmarks/bench_segmentation.py [--remesh 128] [--remesh 96:1:0 ...]
-        [--engine auto] [--no-seeded] [--seeded-set NAME=VALUE ...] [--max-faces 200000] [--seed 0] [--cache .cache/benchmark]
-        [--asset NAME.glb ...]
+        [--engine auto] [--set NAME=VALUE ...] [--no-seeded] [--seeded-set NAME=VALUE ...]
+        [--max-faces 200000] [--seed 0] [--cache .cache/benchmark] [--asset NAME.glb ...]
 
 Each benchmark object is remeshed into one closed piece (marching cubes of its outside, ``build_remesh_task``),
 so connectivity gives nothing away, and every face carries the label of the nearest part as ground truth.
@@ -12,12 +12,12 @@ own remesh) and three others: ``96:1:0``, ``160:0.5:10``, ``128:0.5:3``.
 
 The score is class-agnostic mIoU: each true part's best IoU (by face area) with any predicted segment,
 averaged over the object's parts. Printed per remeshing and object: one segment for everything and k-means
-on face positions and normals with the true part count (references), the engine with its default settings
-(part count chosen automatically: chosen/true), then the ``seeded`` engine with 1 and 3 seed faces per true
-part (``devtools/evaluation/seeds.py`` picks them: first the part's most interior face, then faces spread
-over it; ``--seeded-set`` changes its settings, e.g. ``thickness=0``); each with its seconds, and the
-process's peak memory so far. Then, per remeshing, the means over
-objects and over all parts, and at the end the means over every remeshing.
+on face positions and normals with the true part count (references), the engine (part count chosen
+automatically: chosen/true; ``--set`` changes its settings), then the ``seeded`` engine with 1 and 3 seed
+faces per true part (``devtools/evaluation/seeds.py`` picks them: first the part's most interior face, then
+faces spread over it; ``--seeded-set`` changes its settings, e.g. ``thickness=0``); each with its seconds,
+and the process's peak memory so far. Then, per remeshing, the means over objects and over all parts, and
+at the end the means over every remeshing.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def main():
     parser.add_argument("--engine", default="auto", help="automatic segmentation engine (auto or spectral)")
     parser.add_argument("--remesh", action="append", type=remeshing,
                         help="RESOLUTION[:OFFSET[:SMOOTHING]] (repeatable; default: " + ", ".join(REMESHINGS) + ")")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the automatic engine (repeatable)")
     parser.add_argument("--no-seeded", action="store_true", help="leave out the seeded columns")
     parser.add_argument("--seeded-set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting of the seeded engine (repeatable)")
@@ -84,7 +86,7 @@ def main():
     parser.add_argument("--asset", action="append", help="benchmark file name (repeatable; default: all)")
     args = parser.parse_args()
 
-    seeded_settings = parse_settings(args.seeded_set, None)
+    settings, seeded_settings = parse_settings(args.set, args.seed), parse_settings(args.seeded_set, None)
     paths = [BENCHMARK / name for name in args.asset] if args.asset else sorted(BENCHMARK.glob("*.glb"))
     means = {}
     for resolution, offset, smoothing in args.remesh or [remeshing(text) for text in REMESHINGS]:
@@ -101,7 +103,7 @@ def main():
             score = lambda labels: segmentation_miou(labels, truth, area)  # noqa: E731
             one = score(np.zeros(len(truth)))
             kmeans = score(kmeans_reference(mesh.vertices, mesh.faces, k_true, args.seed))
-            labels, seconds = timed(lambda: api.segment(mesh, args.engine, {"seed": args.seed}))
+            labels, seconds = timed(lambda: api.segment(mesh, args.engine, settings))
             row = [one, kmeans, score(labels)]
             text = (f"{task.name:<22}{mesh.num_faces:>9,}{one:>9.3f}{kmeans:>9.3f}{row[2]:>8.3f}"
                     f"{f'{len(np.unique(labels[labels >= 0]))}/{k_true}':>8}{seconds:>7.2f}")
