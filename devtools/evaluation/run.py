@@ -55,10 +55,11 @@ COLUMNS = [("chamfer", "CD", "{:.4f}"), ("iou", "IoU", "{:.3f}"), ("fscore", "F"
 
 
 def run_engine(task: Task, engine: str, settings: dict, session: EngineSession, amodal: bool,
-               segmentation: str, progress: Progress) -> tuple[dict[int, tuple], dict]:
-    """Complete one task with one engine: ({truth label: (vertices, faces, watertight)}, extras)."""
+               segmentation: str, progress: Progress, segmented_floor: bool = False) -> tuple[dict[int, tuple], dict]:
+    """Complete one task with one engine: ({truth label: (vertices, faces, watertight)}, extras). With
+    ``amodal`` the floor keeps the true segments unless ``segmented_floor`` (then it gets the predicted ones)."""
     t0 = time.perf_counter()
-    if amodal and engine != FLOOR:
+    if amodal and (engine != FLOOR or segmented_floor):
         job = PartJob(task.job.mesh, np.full(task.job.mesh.num_faces, -1, np.int32))
         request = JobRequest("amodal", engine, settings, segmentation)
     else:

@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_segmentation.py [--remesh 128] [--remesh 96:1:0 ...]
         [--engine auto] [--set NAME=VALUE ...] [--no-seeded] [--seeded-set NAME=VALUE ...]
+        [--whole-task geometric] [--samples 20000]
         [--max-faces 200000] [--seed 0] [--cache .cache/benchmark] [--asset NAME.glb ...]
 
 Each benchmark object is remeshed into one closed piece (marching cubes of its outside, ``build_remesh_task``),
@@ -18,6 +19,13 @@ faces per true part (``devtools/evaluation/seeds.py`` picks them: first the part
 faces spread over it; ``--seeded-set`` changes its settings, e.g. ``thickness=0``); each with its seconds,
 and the process's peak memory so far. Then, per remeshing, the means over objects and over all parts, and
 at the end the means over every remeshing.
+
+``--whole-task ENGINE`` adds the whole task on each remesh (Complete All Parts on a one-piece mesh): the
+mesh is segmented by the automatic engine and every segment completed by ENGINE, or returned unchanged
+(``visible``); each true part is scored against the predicted part overlapping it most
+(``devtools/evaluation/run.py``, ``--samples`` surface samples per mesh). Printed per object: the IoU and F
+of both and their paired gain; then the mean gain per part with a 95% bootstrap interval (2000 resamplings
+of the parts, seeded) and the objects made worse.
 """
 
 from __future__ import annotations
@@ -37,8 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
 from holopart_blender.engine.cli import parse_settings  # noqa: E402
+from holopart_blender.core.progress import Progress  # noqa: E402
 from holopart_blender.core.meshmath import face_areas, face_normals  # noqa: E402
 from devtools.evaluation.metrics import segmentation_miou  # noqa: E402
+from devtools.evaluation.run import FLOOR, run_engine, score_task  # noqa: E402
 from devtools.evaluation.seeds import seed_faces  # noqa: E402
 from devtools.evaluation.tasks import build_remesh_task  # noqa: E402
 
@@ -80,6 +90,8 @@ def main():
     parser.add_argument("--no-seeded", action="store_true", help="leave out the seeded columns")
     parser.add_argument("--seeded-set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting of the seeded engine (repeatable)")
+    parser.add_argument("--whole-task", metavar="ENGINE", help="also complete the segments with ENGINE (§3)")
+    parser.add_argument("--samples", type=int, default=20_000, help="surface samples per mesh for --whole-task")
     parser.add_argument("--max-faces", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "benchmark")
@@ -121,10 +133,46 @@ def main():
         for label, values in (("mean over objects", by_object), (f"mean over {int(rows[:, -1].sum())} parts", by_part)):
             print(f"{label:<31}" + "".join(f"{v:>9.3f}" if i < 2 else f"{v:>8.3f}" + " " * (15 if i == 2 else 7)
                                           for i, v in enumerate(values)))
+        if args.whole_task:
+            whole_task([build_remesh_task(p, args.cache, resolution, args.max_faces, offset, smoothing) for p in paths],
+                       args)
     print("\nmean over objects, per remeshing:    " + "  ".join(SCORES))
     for name, values in means.items():
         print(f"{name:<36}" + "  ".join(f"{v:.3f}" for v in values))
     print(f"{'all remeshings':<36}" + "  ".join(f"{v:.3f}" for v in np.mean(list(means.values()), 0)))
+
+
+def whole_task(tasks, args):
+    """Completion after automatic segmentation against the predicted segments unchanged (see the module doc)."""
+    session = api.EngineSession()
+    print(f"\nwhole task: {args.engine} segments completed by {args.whole_task}, against them unchanged")
+    print(f"{'object':<22}{'IoU unchanged':>15}{'IoU completed':>15}{'gain':>8}{'F unchanged':>13}"
+          f"{'F completed':>13}{'gain':>8}{'s':>8}")
+    gains, worse = [], []
+    for task in tasks:
+        scores = {}
+        for engine in (FLOOR, args.whole_task):
+            completed, extras = run_engine(task, engine, {}, session, True, args.engine,
+                                           Progress(), segmented_floor=True)
+            rows = score_task(task, engine, completed, extras, args.samples)
+            scores[engine] = np.array([[r["iou"], r["fscore"]] for r in rows], np.float64)
+        gain = scores[args.whole_task] - scores[FLOOR]
+        gains.append(gain)
+        mean = np.nanmean(gain, 0)
+        if (mean < 0).any():
+            worse.append(task.name)
+        before, after = np.nanmean(scores[FLOOR], 0), np.nanmean(scores[args.whole_task], 0)
+        print(f"{task.name:<22}{before[0]:>15.3f}{after[0]:>15.3f}{mean[0]:>+8.3f}{before[1]:>13.3f}{after[1]:>13.3f}"
+              f"{mean[1]:>+8.3f}{extras['seconds']:>8.1f}", flush=True)
+    gains = np.concatenate(gains)
+    gains = gains[np.isfinite(gains).all(1)]
+    rng = np.random.default_rng(args.seed)
+    draws = np.stack([gains[rng.integers(0, len(gains), len(gains))].mean(0) for _ in range(2000)])
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    for i, name in enumerate(("IoU", "F")):
+        print(f"{name} gain per part: {gains[:, i].mean():+.4f}, 95% interval [{low[i]:+.4f}, {high[i]:+.4f}] "
+              f"over {len(gains)} parts")
+    print(f"objects made worse (IoU or F): {', '.join(worse) or 'none'}")
 
 
 if __name__ == "__main__":
