@@ -15,7 +15,8 @@ from holopart_blender.engine.geometry import convex
 from holopart_blender.engine.geometry.capping import close_holes, find_holes
 from holopart_blender.engine.geometry.inside import SurfaceGrid
 from holopart_blender.engine.geometry.patches import split_manifold
-from holopart_blender.engine.geometry.topology import is_closed
+from holopart_blender.engine.geometry.shell import Walls
+from holopart_blender.engine.geometry.topology import is_closed, signed_volume, weld
 from holopart_blender.core.partjob import Mesh, PartJob
 from devtools.evaluation.metrics import penetration, score_part
 from devtools.evaluation.tasks import build_task
@@ -26,14 +27,18 @@ def complete(job, **settings):
     return api.complete_parts(job, "geometric", settings=settings)
 
 
-def assert_keeps_visible_faces(job: PartJob, result) -> None:
-    """Every part is closed, starts with its usable input faces in order with bit-identical corners, and
-    marks every other face as new."""
+def assert_keeps_visible_faces(job: PartJob, result, closed: bool | None = True) -> None:
+    """Every part is closed (``closed`` off: open, left as the sheet it is; None: either, an open one with a
+    note saying so), starts with its usable input faces in order with bit-identical corners, and marks
+    every other face as new."""
     usable = job.mesh.check().usable
     for part in result.parts:
         own = np.flatnonzero((job.face_labels == part.label) & usable)
         n = len(own)
-        assert part.watertight and is_closed(part.faces), part.name
+        if closed if closed is not None else part.watertight or "left open" not in part.notes[0]:
+            assert part.watertight and is_closed(part.faces), part.name
+        else:
+            assert not part.watertight and len(part.faces) == n, part.name
         np.testing.assert_array_equal(part.face_source[:n], own)
         assert (part.face_source[n:] == -1).all() and part.source_faces == n
         np.testing.assert_array_equal(part.vertices[part.faces[:n]], job.mesh.vertices[job.mesh.faces[own]])
@@ -49,7 +54,10 @@ def tasks(benchmark_dir, tmp_path_factory):
 def test_benchmark_parts_are_closed_keep_their_faces_and_do_not_overlap(tasks):
     for task in tasks.values():
         result = complete(task.job)
-        assert_keeps_visible_faces(task.job, result)
+        assert_keeps_visible_faces(task.job, result, closed=None)
+        # Only the lamp's bulb, seen in pieces through the hood, is left open: its caps would add more
+        # surface than is seen of it.
+        assert [p.name for p in result.parts if not p.watertight] == (["lamp_bulb"] if task.name == "lamp" else [])
         assert sorted(p.label for p in result.parts) == task.job.labels
         overlap = penetration([(p.vertices, p.faces) for p in result.parts])
         assert np.nanmax(overlap) < 0.01, (task.name, overlap)
@@ -109,10 +117,13 @@ def test_a_part_seen_as_one_or_two_triangles(count):
     labels = np.zeros(len(sphere.faces), np.int32)
     labels[sphere.face_adjacency[0][:count]] = 1  # one triangle, or two sharing an edge
     job = PartJob(Mesh(sphere.vertices, sphere.faces), labels)
-    result = complete(job)
-    assert_keeps_visible_faces(job, result)
-    small = [p for p in result.parts if p.label == 1][0]
-    assert small.source_faces == count and len(small.faces) == 2 * count  # closed by its own back
+    small = [p for p in complete(job).parts if p.label == 1][0]
+    assert small.source_faces == count
+    if count == 1:  # its only cap is its own back: no volume, so it stays the sheet it is
+        assert len(small.faces) == 1 and not small.watertight
+        assert any("volume would be" in note for note in small.notes), small.notes
+    else:  # two triangles at an angle: their hull, a tetrahedron
+        assert len(small.faces) == 4 and small.watertight
 
 
 def test_a_part_hidden_but_for_a_sliver_and_a_thin_slat():
@@ -141,7 +152,7 @@ def test_labels_without_faces_and_parts_asked_for(tasks):
         api.EngineSession().run(named, JobRequest("complete", "geometric", parts=[99]))
 
 
-def test_open_and_non_manifold_input_is_closed_without_touching_a_face():
+def test_open_and_non_manifold_input_keeps_every_face():
     vertices, faces = grid(12)
     fin = np.array([[0, 1, len(vertices)], [1, 0, len(vertices) + 1]])  # two extra faces on edge (0, 1)
     vertices = np.concatenate([vertices, [[-1.0, -1.0, 0.5], [-0.9, -1.0, -0.5]]])
@@ -150,8 +161,9 @@ def test_open_and_non_manifold_input_is_closed_without_touching_a_face():
     faces = np.concatenate([faces, faces[7:8]])  # a duplicated face
     job = PartJob(Mesh(vertices, faces), np.zeros(len(faces), np.int32))
     result = complete(job)
-    assert_keeps_visible_faces(job, result)
+    assert_keeps_visible_faces(job, result, closed=False)  # a sheet: its caps would enclose no volume
     assert any("second copy" in note for note in result.parts[0].notes)
+    assert_keeps_visible_faces(job, complete(job, thickness=0.05))  # given a thickness, a closed shell
 
 
 def test_bow_tie_and_touching_holes():
@@ -251,7 +263,9 @@ def test_a_wheel_seen_on_both_faces_is_joined_by_its_tread():
     assert_keeps_visible_faces(job, result)
     whole, discs = result.parts[0], complete(job, convex=0.0).parts[0]
     assert trimesh.Trimesh(whole.vertices, whole.faces).volume == pytest.approx(wheel.volume, rel=1e-9)
-    assert trimesh.Trimesh(discs.vertices, discs.faces).volume == pytest.approx(0.0, abs=1e-9)  # two flat discs
+    # Capped alone, its two faces would be two flat discs enclosing nothing: they are left open instead.
+    assert not discs.watertight and len(discs.faces) == len(job.mesh.faces)
+    assert any("volume would be" in note for note in discs.notes), discs.notes
 
 
 def test_a_half_seen_ball_is_closed_along_its_hull_and_other_shapes_keep_their_caps(tasks):
@@ -340,18 +354,19 @@ def test_the_open_gap_of_a_fork_is_not_closed_over():
     assert in_gap[0] > 0 and in_gap[1] == 0, in_gap
 
 
-def test_a_hull_that_would_fill_a_neighbour_is_not_used(benchmark_dir, tmp_path):
-    # The drawer's upper tray is seen as its front and one large triangle of its floor: its hull is a wedge,
-    # and the space behind it is solid only because the carcass around it is. The wedge would put far more
-    # of the tray inside the carcass than its caps do, so the tray keeps its caps.
-    task = build_task(benchmark_dir / "drawer.glb", tmp_path)
+def test_a_hull_that_would_push_into_its_neighbours_is_not_used(benchmark_dir, tmp_path):
+    # The generated character's geometry_1 is seen in pieces between its neighbours: the space behind it is
+    # solid only because they are there. Its hull would put far more of it inside them than its caps do, so
+    # it keeps its caps.
+    task = build_task(benchmark_dir / "holopart_output_005.glb", tmp_path)
     result = {p.name: p for p in complete(task.job).parts}
-    tray = result["drawer_container_top"]
-    assert any("not closed along its convex hull" in note for note in tray.notes), tray.notes
-    label = task.part_names.index("drawer_container_top")
-    faces, vertex_of = split_manifold(task.job.mesh.faces[task.job.face_labels == label])
+    part = result["geometry_1"]
+    assert any(note.startswith("not closed along its convex hull: that would put") for note in part.notes), part.notes
+    label = task.part_names.index("geometry_1")
+    faces, vertex_of = split_manifold(weld(task.job.mesh.vertices, task.job.mesh.faces[task.job.face_labels == label],
+                                           tolerance=0))
     vertices = task.job.mesh.vertices[vertex_of]
-    np.testing.assert_array_equal(tray.faces, close_holes(vertices, faces, find_holes(vertices, faces))[1])
+    np.testing.assert_array_equal(part.faces, close_holes(vertices, faces, find_holes(vertices, faces))[1])
 
 
 def test_rays_tell_inside_from_outside():
@@ -403,21 +418,97 @@ def test_the_generated_car_gets_its_axles_whole_and_its_planks_closed_underneath
         assert ours["iou"] > capped["iou"] - 0.005, (name, ours, capped)
 
 
-def test_voxel_rebuild_and_open_sheets_are_closed_too():
+def test_voxel_rebuild_closes_boxes_and_sheets():
     vertices, faces, labels = two_boxes()
     job = PartJob(Mesh(vertices, faces), labels)
     rebuilt = complete(job, keep_visible=False, resolution=24)
     assert all(p.watertight and (p.face_source == -1).all() for p in rebuilt.parts)
     open_job = PartJob(Mesh(*grid(10)), np.zeros(2 * 81, np.int32))
-    assert_keeps_visible_faces(open_job, complete(open_job))
+    assert complete(open_job, keep_visible=False, resolution=24).parts[0].watertight
 
 
 def test_a_million_faces():
     vertices, faces = grid(708)  # 999,698 faces, one open sheet
     job = PartJob(Mesh(vertices, faces), np.zeros(len(faces), np.int32))
     t0 = time.perf_counter()
-    part = complete(job).parts[0]
+    part = complete(job, thickness=0.01).parts[0]  # a sheet, given a thickness
     seconds = time.perf_counter() - t0
-    assert part.watertight and part.source_faces == len(faces) and len(part.faces) > len(faces)
+    assert part.watertight and part.source_faces == len(faces) and len(part.faces) > 2 * len(faces)
     np.testing.assert_array_equal(part.face_source[:len(faces)], np.arange(len(faces)))
     assert seconds < 60
+
+
+# Doing no harm, and thin parts completed as shells (issue 15), on the development set's own parts.
+
+
+@pytest.fixture(scope="module")
+def thin_tasks(benchmark_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("thin_tasks")
+    return {name: build_task(benchmark_dir / f"{name}.glb", cache) for name in ("husky", "drawer")}
+
+
+def _chamfer(part, task, name) -> tuple[float, float]:
+    """The result's Chamfer distance to the truth part, and the visible segment's."""
+    label = task.part_names.index(name)
+    segment, truth = task.segment(label), task.parts[label]
+    scores = [score_part(v, f, truth.vertices, truth.faces, segment.vertices, segment.faces, samples=20_000)
+              for v, f in ((part.vertices, part.faces), (segment.vertices, segment.faces))]
+    return scores[0]["chamfer"], scores[1]["chamfer"]
+
+
+def test_a_bent_open_sheet_never_becomes_a_box(thin_tasks):
+    # The husky's top plate is bent sheet metal seen from above: its caps would be inside out (negative
+    # volume) and its hull a lidded box. Both are turned down with a note, and it stays the sheet it is.
+    task = thin_tasks["husky"]
+    plate = {p.name: p for p in complete(task.job).parts}["top_plate_link"]
+    assert any("not closed by its caps: its volume would be negative" in note for note in plate.notes), plate.notes
+    assert "left open" in plate.notes[0] and not plate.watertight
+    label = task.part_names.index("top_plate_link")
+    assert len(plate.faces) == plate.source_faces == int((task.job.face_labels == label).sum())
+    ours, selection = _chamfer(plate, task, "top_plate_link")
+    assert ours == selection
+
+
+def test_a_single_sheet_stays_a_sheet_unless_given_a_thickness(thin_tasks):
+    # The plate's upward faces alone: one sheet with no back anywhere.
+    task = thin_tasks["husky"]
+    label = task.part_names.index("top_plate_link")
+    vertices, faces, _ = task.job.mesh.submesh(task.job.face_labels == label)
+    up = trimesh.Trimesh(vertices, faces, process=False).face_normals[:, 1] > 0.9
+    sheet = PartJob(Mesh(vertices, faces[up]), np.zeros(int(up.sum()), np.int32))
+    part = complete(sheet).parts[0]
+    assert not part.watertight and len(part.faces) == up.sum()
+    thick = complete(sheet, thickness=0.01).parts[0]
+    assert thick.watertight and "thickness setting" in thick.notes[0]
+    area = float(trimesh.Trimesh(vertices, faces[up]).area)
+    assert signed_volume(thick.vertices, thick.faces) == pytest.approx(0.01 * area, rel=0.05)
+
+
+def test_an_open_cabinet_is_completed_as_a_shell_of_its_rims_thickness(thin_tasks):
+    # The drawer's carcass is an open box whose inner walls are hidden behind the drawers: least-area caps
+    # cut across it (and through the drawers). It comes back as a shell as thick as the walls it shows.
+    task = thin_tasks["drawer"]
+    box = {p.name: p for p in complete(task.job).parts}["drawer_box"]
+    assert "completed as a shell" in box.notes[0] and box.watertight, box.notes
+    truth = task.parts[task.part_names.index("drawer_box")]
+    measured = float(box.notes[0].split("shell ")[1].split(" thick")[0])
+    assert measured == pytest.approx(Walls(truth.vertices, truth.faces).thickness(), rel=0.25)
+    label = task.part_names.index("drawer_box")
+    faces, vertex_of = split_manifold(task.job.mesh.faces[task.job.face_labels == label])
+    vertices = task.job.mesh.vertices[vertex_of]
+    capped = close_holes(vertices, faces, find_holes(vertices, faces))
+    assert signed_volume(box.vertices, box.faces) < 0.5 * signed_volume(*capped)
+    ours, selection = _chamfer(box, task, "drawer_box")
+    assert ours < selection
+
+
+@pytest.mark.parametrize("obj, name", [("drawer", "drawer_container_bottom"), ("husky", "base_link"),
+                                       ("lamp", "lamp_bulb")])
+def test_parts_that_used_to_come_back_worse_than_their_selection(obj, name, thin_tasks, tasks):
+    # Before the checks: the tray 0.0865 against its selection's 0.0765 (its hull), the husky's chassis
+    # 0.0095 against 0.0069 (its hull), the bulb 0.0407 against 0.0342 (caps). Now within the issue's
+    # margin of 0.002 (the tray and the chassis keep caps that add 0.0006-0.0008); the bulb is left open.
+    task = {**thin_tasks, **tasks}[obj]
+    part = {p.name: p for p in complete(task.job).parts}[name]
+    ours, selection = _chamfer(part, task, name)
+    assert ours <= selection + 0.002, (ours, selection, part.notes)

@@ -15,6 +15,7 @@ import trimesh
 
 from ...core.partjob import CompletedPart, PartJob, majority_material
 from ...core.progress import Progress
+from ..geometry.topology import is_watertight, weld
 from .base import CompletionEngine
 
 
@@ -51,8 +52,8 @@ class VisibleSegment(_PerSegment):
     description = "returns each visible segment unchanged (benchmark floor; adds no hidden geometry)"
 
     def complete_segment(self, vertices, faces, face_index):
-        mesh = trimesh.Trimesh(vertices, faces, process=False)
-        return self._part(vertices, faces, face_index.astype(np.int64), bool(mesh.is_watertight))
+        closed = is_watertight(vertices, weld(vertices, faces, tolerance=0))  # seams split its corners
+        return self._part(vertices, faces, face_index.astype(np.int64), closed)
 
 
 class ConvexHull(_PerSegment):
@@ -65,7 +66,8 @@ class ConvexHull(_PerSegment):
             try:
                 hull = trimesh.convex.convex_hull(unique)
                 if len(hull.faces):
-                    return self._part(hull.vertices, hull.faces, np.full(len(hull.faces), -1, np.int64), True)
+                    return self._part(hull.vertices, hull.faces, np.full(len(hull.faces), -1, np.int64),
+                                      is_watertight(hull.vertices, hull.faces))
             except Exception:  # noqa: BLE001 - qhull fails on flat or collinear input; fall back below
                 pass
         return self._part(vertices, faces, face_index.astype(np.int64), False,

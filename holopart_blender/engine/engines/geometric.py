@@ -23,14 +23,26 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
    wheel's curve; an open gap between two prongs stays open. Such a part keeps its caps instead when its
    hull would put over ``OVERLAP`` (5%) more of its inside into the other parts than the caps do (checked
    on a coarse grid): the space behind it belongs to a neighbour, as a drawer's tray's does to its carcass.
+4. A part with thin walls (sheet metal, a casing, a drawer's tray, an open cabinet: the back of its wall is
+   seen within four times its thickness over ``TWO_SIDED`` of its surface, and that thickness is at most
+   ``THIN`` of its size; ``geometry.shell``) is never closed by anything that strays from its walls: a hull
+   or caps of which over ``LID`` lies farther than twice its thickness from them is a lid over the space the
+   walls bend around. Without caps it is completed as a shell of that thickness (Solidify-like: its surface
+   offset inwards, joined along every rim).
+5. Every closure must then do no harm (``_Checks``): be closed with a positive volume, have no more bodies
+   than the visible surface has pieces and none without visible faces, add at most ``MAX_ADDED`` x the
+   visible area (caps and partial hulls; for a single sheet at most ``SHEET_CAPS``), and enclose at most
+   ``ENCLOSED`` of other parts' visible surface. The first closure that passes is kept; when none does the
+   visible faces come back as they are, open (a sheet stays a sheet; the ``thickness`` setting gives a
+   sheet a shell of that thickness instead). The notes say what was done, and why each closure tried before
+   it was turned down.
 
-The result is closed by construction (each rim edge gets exactly one new face, and caps never reuse an
-edge; what a convex completion leaves open is capped the same way). A cap does not look at the other
-parts: a crooked hole whose least-area surface passes through a neighbour makes the two overlap (on the
-benchmark, the drawer's carcass, whose one hole spans both drawer slots and the walls behind the drawers,
-overlaps both drawers).
+Caps never reuse an edge, so a capped part is closed by construction (what a convex completion leaves open
+is capped the same way), and ``watertight`` means closed, consistently oriented and of positive volume. A
+cap does not look at the other parts: a crooked hole whose least-area surface passes through a neighbour
+makes the two overlap where no check above catches it.
 With ``keep_visible`` off, every part is rebuilt as a voxel solid instead (``geometry.occupancy``): closed,
-but remeshed. Each part's ``notes`` say what was done. Results are deterministic: nothing is random.
+but remeshed. Results are deterministic: the surface samples that measure walls use a fixed seed.
 """
 
 from __future__ import annotations
@@ -44,21 +56,41 @@ from ...core.errors import InputError
 from ..geometry.capping import Holes, close_holes, find_holes
 from ..geometry.convex import convex_completion
 from ..geometry.inside import SurfaceGrid
-from ..geometry.occupancy import CellGrid, voxel_solid
+from ..geometry.occupancy import CellGrid, face_samples, voxel_solid
 from ..geometry.patches import split_manifold
-from ..geometry.topology import is_closed, weld
+from ..geometry.shell import SAMPLES, Walls, solidify
+from ..geometry.topology import face_components, is_closed, is_watertight, signed_volume, weld
+from ...core.meshmath import TOL, face_areas
+from ...core.sampling import sample_surface
 from ...core.partjob import CompletedPart, PartJob, majority_material
 from ...core.progress import Progress
 from .base import CompletionEngine, Setting
 
 
 OVERLAP = 0.05  # a hull completion may put at most this share more of a part inside its neighbours than caps
-OVERLAP_RESOLUTION = 64  # cells along the object's longest side for that check
+OVERLAP_RESOLUTION = 64  # cells along the object's longest side for that check and the enclosure check
+MAX_ADDED = 1.5  # caps (or a partial hull) may add at most this much area per unit of visible area
+ENCLOSED = 0.1  # a closure may enclose other parts' visible surface of at most this share of the part's own
+THIN = 0.1  # a part's walls are thin when their thickness is at most this share of its size (box diagonal)
+TWO_SIDED = 0.4  # ... and at least this share of its surface has the back of its wall within four times that
+SHEET = 0.05  # a surface is one sheet when the back of its wall is found for at most this share of it ...
+SHEET_CAPS = 0.5  # ... and then its caps or partial hull may add at most this much area per unit of visible area
+LID = 0.1  # a closure of a thin part is a lid when more than this share of what it adds lies beyond twice its thickness
 
 
 def _share(coverage: np.ndarray) -> float:
     """The share of a part's inside cells (their coverage by the other parts) that other parts cover."""
     return float((coverage > 0).mean()) if len(coverage) else 0.0
+
+
+@dataclass
+class _Candidate:
+    """One way of closing a part: its surface (the visible faces first) and what was done, for the notes."""
+
+    kind: str  # "hull", "hull along", "caps", "shell" or "visible"
+    vertices: np.ndarray
+    faces: np.ndarray
+    note: str
 
 
 @dataclass
@@ -71,15 +103,85 @@ class _Part:
     faces: np.ndarray
     holes: Holes
     seconds: float
-    closed: tuple[np.ndarray, np.ndarray] | None = None  # (vertices, faces) once closed
+    chosen: _Candidate | None = None
+    fallback: _Candidate | None = None  # what replaces a hull completion that overlaps its neighbours
     notes: list[str] = field(default_factory=list)
-    along_hull: bool = False  # closed along its hull where the object is solid (subject to the overlap check)
+    rejected: list[str] = field(default_factory=list)  # the closures turned down, in the order tried, and why
+    before: int = 0  # how many of them were tried before the chosen one
+    sheet: bool = False  # a single sheet: the back of its wall is seen nowhere
 
-    def capped(self) -> tuple[np.ndarray, np.ndarray]:
+    def explained(self) -> list[str]:
+        """What was done, then why each closure tried before it was turned down, then anything else."""
+        return [self.chosen.note] + self.rejected[:self.before] + self.notes
+
+    @property
+    def closed(self) -> tuple[np.ndarray, np.ndarray]:
+        """The surface as it stands: the chosen closure, or the caps while none is chosen."""
+        if self.chosen is not None:
+            return self.chosen.vertices, self.chosen.faces
         return close_holes(self.vertices, self.faces, self.holes)
 
-    def capped_note(self) -> str:
-        return f"kept {len(self.faces)} visible faces, closed {len(self.holes)} hidden hole(s)"
+
+class _Checks:
+    """The tests every closure must pass before it is returned (``fault``), against the whole object:
+    its visible surface sampled on a coarse grid, by part."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, labels: np.ndarray):
+        used = vertices[np.unique(faces)]
+        self.grid = CellGrid(used.min(0), used.max(0), OVERLAP_RESOLUTION)
+        points, owner = face_samples(vertices, faces, self.grid.size / 2)
+        area = face_areas(vertices, faces)
+        self.cells = np.ravel_multi_index(self.grid.index(points).T, self.grid.shape)
+        self.weight = (area / np.maximum(np.bincount(owner, minlength=len(faces)), 1))[owner]
+        self.label = labels[owner]
+
+    def fault(self, part: _Part, candidate: _Candidate, visible_area: float) -> str | None:
+        """Why the closure may not be returned, or None: it must be closed with a positive volume, have no
+        more bodies than the visible surface has pieces and none without visible faces, add at most
+        ``MAX_ADDED`` x the visible area (a whole hull and a shell are exempt: their shape justifies them),
+        and enclose at most ``ENCLOSED`` x that area of other parts' visible surface."""
+        vertices, faces = candidate.vertices, candidate.faces
+        if not is_closed(faces):
+            return "it would not be closed"
+        volume = signed_volume(vertices, faces)
+        if volume <= 0:
+            return f"its volume would be negative ({volume:.3g}: inside out)"
+        body = _bodies(vertices, faces)
+        seen = np.unique(body[: len(part.faces)])
+        pieces = len(np.unique(_bodies(part.vertices, part.faces)))
+        if len(seen) < body.max() + 1:
+            return f"{body.max() + 1 - len(seen)} of its bodies would hold no visible face"
+        if len(seen) > pieces:
+            return f"it would have {len(seen)} bodies for {pieces} visible piece(s)"
+        new = faces[len(part.faces):]
+        added = float(face_areas(vertices, new).sum()) / max(visible_area, TOL.tiny)
+        if candidate.kind in ("caps", "hull along") and added > MAX_ADDED:
+            return f"it would add {added:.1f} x the visible area"
+        if candidate.kind in ("caps", "hull along") and part.sheet and added > SHEET_CAPS:
+            return (f"the part is a single sheet (the back of it is seen nowhere) and it would add "
+                    f"{added:.1f} x its area")
+        inside = self.grid.inside(vertices, faces)
+        other = (self.label != part.label) & np.isin(self.cells, inside)
+        enclosed = float(self.weight[other].sum()) / max(visible_area, TOL.tiny)
+        if enclosed > ENCLOSED:
+            return f"it would enclose other parts' visible surface ({enclosed:.0%} of its own area)"
+        return None
+
+
+def _away(walls: Walls, candidate: _Candidate, visible_faces: int, thickness: float) -> float:
+    """The share of what ``candidate`` adds to the visible faces that lies farther than twice ``thickness``
+    from them (``walls``: the visible surface's)."""
+    added = candidate.faces[visible_faces:]
+    if not face_areas(candidate.vertices, added).sum() > 0:
+        return 0.0
+    points, _ = sample_surface(candidate.vertices, added, SAMPLES, np.random.default_rng(0))
+    return walls.away(points, 2 * thickness)
+
+
+def _bodies(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Per face, its body: connected pieces of surface, corners at one position counting as one vertex."""
+    _, position = np.unique(vertices, axis=0, return_inverse=True)
+    return face_components(position.reshape(-1)[faces], len(vertices))
 
 
 class GeometricCompletion(CompletionEngine):
@@ -94,6 +196,9 @@ class GeometricCompletion(CompletionEngine):
                 "that hull, and close other parts along their hull where the object is solid behind it: how "
                 "far the surface may dip below the hull, as a share of its width (0 = never; every hole gets "
                 "its own cap)", minimum=0.0, maximum=0.5),
+        Setting("thickness", float, 0.0,
+                "wall thickness (object units) given to a part that is a single sheet with no thickness of "
+                "its own, which caps cannot close (0 = it stays a sheet)", minimum=0.0),
         Setting("resolution", int, 128,
                 "voxels along a part's longest side when it is rebuilt as a voxel solid (keep_visible off)",
                 minimum=8, maximum=512),
@@ -111,7 +216,7 @@ class GeometricCompletion(CompletionEngine):
         context = sorted(set(job.labels) | set(labels))
         parts: dict[int, _Part] = {}
         for i, label in enumerate(context):
-            progress(0.8 * i / max(len(context), 1), f"closing {job.part_name(label)} ({i + 1}/{len(context)})")
+            progress(0.6 * i / max(len(context), 1), f"closing {job.part_name(label)} ({i + 1}/{len(context)})")
             t0 = time.perf_counter()
             face_index = np.flatnonzero((job.face_labels == label) & usable)
             if len(face_index) == 0:
@@ -123,31 +228,22 @@ class GeometricCompletion(CompletionEngine):
             vertices = mesh.vertices[vertex_of]
             parts[label] = _Part(label, face_index, vertices, faces, find_holes(vertices, faces),
                                  time.perf_counter() - t0)
+        progress(0.6, "checking closures against the object")
+        checks = _Checks(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
         solid = None  # the whole object's surface, for telling hidden space from empty space (built on first use)
-        for label in labels:
+        for i, label in enumerate(labels):
+            progress(0.6 + 0.3 * i / max(len(labels), 1), f"choosing {job.part_name(label)}'s closure")
             t0 = time.perf_counter()
             part = parts[label]
-            hull = None
-            if len(part.holes) and self.settings["convex"] > 0:
-                if solid is None:
-                    progress(0.8, "closing parts along their convex hulls")
-                    solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
-                hull = convex_completion(part.vertices, part.faces, part.holes, self.settings["convex"], solid)
-            if hull is None:
-                part.closed, part.notes = part.capped(), [part.capped_note()]
-            elif hull[2]:
-                part.closed = hull[:2]
-                part.notes = [f"kept {len(part.faces)} visible faces; convex as far as it is seen, completed to its "
-                              "convex hull"]
-            else:
-                part.closed, part.along_hull = hull[:2], True
-                part.notes = [f"{part.capped_note()}, along its convex hull where the object is solid behind it"]
+            if len(part.holes) and self.settings["convex"] > 0 and solid is None:
+                solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
+            self._choose(part, checks, solid)
             part.seconds += time.perf_counter() - t0
         overlap_seconds = 0.0
-        if any(part.along_hull for part in parts.values()):
+        if any(part.chosen is not None and part.chosen.kind == "hull along" for part in parts.values()):
             progress(0.9, "checking overlaps")
             t0 = time.perf_counter()
-            self._keep_apart(parts, mesh.vertices[np.unique(mesh.faces[usable])])
+            self._keep_apart(parts, checks.grid)
             overlap_seconds = time.perf_counter() - t0
         out = []
         for label in labels:
@@ -155,10 +251,11 @@ class GeometricCompletion(CompletionEngine):
             vertices, faces = part.closed
             source = np.concatenate([part.face_index, np.full(len(faces) - len(part.face_index), -1)]).astype(np.int64)
             split = len(part.vertices) - len(np.unique(welded[part.face_index]))
+            notes = part.explained()
             if split:
-                part.notes.append(f"{split} vertices were given a second copy where faces met non-manifold or "
-                                  "with opposite windings, so the segment could be closed")
-            result = self._part(vertices, faces, source, len(part.face_index), part.notes)
+                notes.append(f"{split} vertices were given a second copy where faces met non-manifold or "
+                             "with opposite windings, so the segment could be closed")
+            result = self._part(vertices, faces, source, len(part.face_index), notes)
             result.label, result.name = label, job.part_name(label)
             result.material_index = majority_material(mesh, part.face_index)
             result.timings = {"complete": part.seconds, "overlap": overlap_seconds}
@@ -166,28 +263,89 @@ class GeometricCompletion(CompletionEngine):
         progress(1.0, "done")
         return out
 
-    def _keep_apart(self, parts: dict[int, _Part], points: np.ndarray) -> None:
-        """Cap instead each part closed along its hull (in label order) whose hull puts more than ``OVERLAP``
-        more of its inside into the other parts, as they stand, than its caps would: the hidden space behind
-        it belongs to a neighbour (a drawer's tray inside its carcass). Parts not asked for count as capped."""
-        grid = CellGrid(points.min(0), points.max(0), OVERLAP_RESOLUTION)
-        insides = {label: grid.inside(*(part.closed if part.closed is not None else part.capped()))
-                   for label, part in parts.items()}
+    def _choose(self, part: _Part, checks: _Checks, solid: SurfaceGrid | None) -> None:
+        """Try the part's closures in order (its convex hull, its caps; for a part with thin walls only those
+        that stay near them, and a shell when its caps do not; for any other part then a shell of the
+        ``thickness`` setting) and keep the first that passes ``_Checks.fault``; the visible faces alone, left
+        open, when none does. Every closure turned down is named in the notes with the reason."""
+        visible_area = float(face_areas(part.vertices, part.faces).sum())
+        kept = f"kept {len(part.faces)} visible faces"
+        candidates = []
+        if len(part.holes) == 0:
+            part.chosen = _Candidate("closed", part.vertices, part.faces, f"{kept}; the segment is closed already")
+            return
+        capped = _Candidate("caps", *close_holes(part.vertices, part.faces, part.holes),
+                            f"{kept}, closed {len(part.holes)} hidden hole(s) with caps")
+        walls = Walls(part.vertices, part.faces)
+        thickness = walls.thickness()
+        thin = 0 < thickness <= THIN * walls.size and walls.two_sided(thickness) >= TWO_SIDED
+        part.sheet = float(np.mean(np.isfinite(walls.depth))) <= SHEET
+        if self.settings["convex"] > 0:
+            hull = convex_completion(part.vertices, part.faces, part.holes, self.settings["convex"], solid)
+            if hull is not None and hull[2]:
+                candidates.append(_Candidate("hull", hull[0], hull[1], f"{kept}; convex as far as it is seen, "
+                                             "completed to its convex hull"))
+            elif hull is not None:
+                candidates.append(_Candidate("hull along", hull[0], hull[1], f"{capped.note}, along its convex "
+                                             "hull where the object is solid behind it"))
+        candidates.append(capped)
+        if thin:
+            # A thin wall's hidden surface continues its walls: a closure that strays from them is a lid over
+            # the space they bend around. Without caps, it is completed as a shell.
+            for candidate in list(candidates):
+                away = _away(walls, candidate, len(part.faces), thickness)
+                if away > LID:
+                    candidates.remove(candidate)
+                    part.rejected.append(f"not closed by its {candidate.kind}: a thin wall ({thickness:.3g} "
+                                         f"thick), and {away:.0%} of what it adds would lie farther than twice "
+                                         "that from it (a lid)")
+            if capped not in candidates:
+                candidates.append(_Candidate("shell", *solidify(part.vertices, part.faces, thickness, walls),
+                                             f"{kept}; a thin wall, completed as a shell {thickness:.3g} thick "
+                                             "(its rims' thickness), not closed over"))
+        elif self.settings["thickness"] > 0:
+            candidates.append(_Candidate("shell", *solidify(part.vertices, part.faces, self.settings["thickness"]),
+                                         f"{kept}; a sheet, given the thickness setting "
+                                         f"({self.settings['thickness']:.3g}) as a shell"))
+        for candidate in candidates:
+            fault = checks.fault(part, candidate, visible_area)
+            if fault is not None:
+                part.rejected.append(f"not closed by its {candidate.kind}: {fault}")
+            elif part.chosen is None:
+                part.chosen, part.before = candidate, len(part.rejected)
+                if candidate.kind != "hull along":
+                    break
+            else:
+                part.fallback = candidate
+                break
+        visible = _Candidate("visible", part.vertices, part.faces, f"{kept}, left open: no closure passed the "
+                             "checks")
+        if part.chosen is None:
+            part.chosen, part.before = visible, len(part.rejected)
+        elif part.fallback is None:
+            part.fallback = visible
+
+    def _keep_apart(self, parts: dict[int, _Part], grid: CellGrid) -> None:
+        """Replace each part closed along its hull (in label order) whose hull puts more than ``OVERLAP``
+        more of its inside into the other parts, as they stand, than its fallback closure would: the hidden
+        space behind it belongs to a neighbour (a drawer's tray inside its carcass). Parts not asked for
+        count as capped."""
+        insides = {label: grid.inside(*part.closed) for label, part in parts.items()}
         coverage = np.bincount(np.concatenate(list(insides.values())), minlength=int(np.prod(grid.shape)))
         for label in sorted(parts):
             part = parts[label]
-            if not part.along_hull:
+            if part.chosen is None or part.chosen.kind != "hull along":
                 continue
             mine = insides[label]
             coverage[mine] -= 1  # the other parts' coverage alone
-            capped = part.capped()
-            capped_inside = grid.inside(*capped)
-            share = _share(coverage[mine]) - _share(coverage[capped_inside])
+            fallback = part.fallback
+            fallback_inside = grid.inside(fallback.vertices, fallback.faces) if fallback.kind != "visible" else mine[:0]
+            share = _share(coverage[mine]) - _share(coverage[fallback_inside])
             if share > OVERLAP:
-                part.closed, part.along_hull = capped, False
-                part.notes = [part.capped_note(), f"not closed along its convex hull: that would put {share:.0%} "
-                              "more of it inside other parts"]
-                mine = insides[label] = capped_inside
+                part.chosen, part.before = fallback, len(part.rejected)
+                part.notes.append(f"not closed along its convex hull: that would put {share:.0%} more of it "
+                                  "inside other parts")
+                mine = insides[label] = fallback_inside
             coverage[mine] += 1
 
     def _rebuilt(self, job, label, usable, i, count, progress) -> CompletedPart:
@@ -209,4 +367,5 @@ class GeometricCompletion(CompletionEngine):
     def _part(self, vertices, faces, face_source, source_faces, notes) -> CompletedPart:
         return CompletedPart(label=-1, name="", vertices=vertices, faces=faces, face_source=face_source,
                              source_faces=int(source_faces), material_index=-1, engine=self.name,
-                             settings=dict(self.settings), watertight=is_closed(faces), notes=notes)
+                             settings=dict(self.settings), watertight=is_watertight(vertices, faces),
+                             notes=notes)

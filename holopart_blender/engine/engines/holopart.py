@@ -15,6 +15,7 @@ import numpy as np
 from ...core.errors import EngineError, InputError, WeightsError
 from ...core.partjob import CompletedPart, PartJob, majority_material
 from ...core.progress import Progress
+from ..geometry.topology import is_watertight
 from .base import CompletionEngine, Setting
 
 DEFAULT_WEIGHTS = "VAST-AI/HoloPart"
@@ -123,12 +124,11 @@ class HoloPartCompletion(CompletionEngine):
                 for mesh in meshes]
 
     def _part(self, job: PartJob, mesh, segment, source_faces: int, material: int) -> CompletedPart:
-        import trimesh
         vertices, faces, notes = mesh.vertices, mesh.faces, list(mesh.notes)
         if len(faces) == 0:
             vertices, faces = segment
             notes.append("the model produced no surface for this part; the visible segment is returned")
-        watertight = bool(trimesh.Trimesh(vertices, faces, process=False).is_watertight)
+        watertight = is_watertight(np.asarray(vertices, np.float64), np.asarray(faces, np.int64))
         return CompletedPart(label=mesh.key, name=job.part_name(mesh.key), vertices=np.asarray(vertices, np.float64),
                              faces=np.asarray(faces, np.int64), face_source=np.full(len(faces), -1, np.int64),
                              source_faces=source_faces, material_index=material, engine=self.name,

@@ -81,6 +81,19 @@ def is_closed(faces: np.ndarray) -> bool:
     return bool(np.isin(backward, unique, assume_unique=False).all())
 
 
+def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """The volume a closed surface encloses, positive when its faces are wound to face outwards (the
+    divergence theorem; meaningless for an open surface)."""
+    tri = np.asarray(vertices, np.float64)[faces]
+    tri = tri - tri.reshape(-1, 3).mean(axis=0)  # about the surface's own centre: less cancellation
+    return float(np.einsum("ij,ij->", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0)
+
+
+def is_watertight(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Closed, manifold, consistently oriented (``is_closed``) and enclosing a positive volume."""
+    return is_closed(faces) and signed_volume(vertices, faces) > 0
+
+
 def loose_parts(vertices: np.ndarray, faces: np.ndarray, min_fraction: float = 0.01) -> np.ndarray:
     """One label per face: its connected piece of surface (after welding), numbered by decreasing area.
 
