@@ -121,7 +121,7 @@ def test_a_part_seen_as_one_or_two_triangles(count):
     assert small.source_faces == count
     if count == 1:  # its only cap is its own back: no volume, so it stays the sheet it is
         assert len(small.faces) == 1 and not small.watertight
-        assert any("volume would be" in note for note in small.notes), small.notes
+        assert any("volume would not be positive" in note for note in small.notes), small.notes
     else:  # two triangles at an angle: their hull, a tetrahedron
         assert len(small.faces) == 4 and small.watertight
 
@@ -265,7 +265,7 @@ def test_a_wheel_seen_on_both_faces_is_joined_by_its_tread():
     assert trimesh.Trimesh(whole.vertices, whole.faces).volume == pytest.approx(wheel.volume, rel=1e-9)
     # Capped alone, its two faces would be two flat discs enclosing nothing: they are left open instead.
     assert not discs.watertight and len(discs.faces) == len(job.mesh.faces)
-    assert any("volume would be" in note for note in discs.notes), discs.notes
+    assert any("volume would not be positive" in note for note in discs.notes), discs.notes
 
 
 def test_a_half_seen_ball_is_closed_along_its_hull_and_other_shapes_keep_their_caps(tasks):
@@ -461,7 +461,7 @@ def test_a_bent_open_sheet_never_becomes_a_box(thin_tasks):
     # volume) and its hull a lidded box. Both are turned down with a note, and it stays the sheet it is.
     task = thin_tasks["husky"]
     plate = {p.name: p for p in complete(task.job).parts}["top_plate_link"]
-    assert any("not closed by its caps: its volume would be negative" in note for note in plate.notes), plate.notes
+    assert any("not closed by its caps: its volume would not be positive" in note for note in plate.notes), plate.notes
     assert "left open" in plate.notes[0] and not plate.watertight
     label = task.part_names.index("top_plate_link")
     assert len(plate.faces) == plate.source_faces == int((task.job.face_labels == label).sum())

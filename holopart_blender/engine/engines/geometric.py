@@ -145,7 +145,7 @@ class _Checks:
             return "it would not be closed"
         volume = signed_volume(vertices, faces)
         if volume <= 0:
-            return f"its volume would be negative ({volume:.3g}: inside out)"
+            return f"its volume would not be positive ({volume:.3g}: inside out, or flat)"
         body = _bodies(vertices, faces)
         seen = np.unique(body[: len(part.faces)])
         pieces = len(np.unique(_bodies(part.vertices, part.faces)))
