@@ -95,13 +95,15 @@ def scenario():
     t = time.monotonic()
     with bpy.context.temp_override(**view3d()):
         answer = bpy.ops.holopart.complete_part("INVOKE_DEFAULT")
-    yield from wait_until(lambda: job_state.current is not None, 60)
+    # The operator waits for the new worker's listing, then runs the job, which may start and end between
+    # two polls: its parts collection counts as having seen it.
+    yield from wait_until(lambda: job_state.current is not None or "Cube parts" in bpy.data.collections, 60)
     job = job_state.current
     yield from wait_until(lambda: job_state.current is None, 120)
     final = (job.final if job else None) or {}
     parts = bpy.data.collections.get("Cube parts")
     shot("no_numpy_complete_part")
-    result("fallback_complete_part", answer == {"RUNNING_MODAL"} and final.get("type") == "done"
+    result("fallback_complete_part", answer == {"RUNNING_MODAL"} and final.get("type") in (None, "done")
            and parts is not None and len(parts.objects) == 1 and not callback_errors,
            final=final.get("type"), message=final.get("message"), worker=session.worker_client(preferences()).python,
            seconds=round(time.monotonic() - t, 1), errors=callback_errors[:3])
