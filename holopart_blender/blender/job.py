@@ -10,6 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..wire import protocol
 from ..wire.client import EventClient
 from ..wire.jobfolder import read_result, write_job
 from ..wire.request import JobRequest
@@ -58,7 +59,7 @@ class Job:
             self.fraction, self.stage, self.message = event["fraction"], event["stage"], event["message"]
         elif event["type"] == "accepted":
             self.job_id = event["id"]
-        elif event["type"] in ("done", "error", "cancelled") and event.get("id") == self.job_id:
+        elif event["type"] in protocol.FINAL_JOB_EVENTS and event.get("id") == self.job_id:
             self.final = event
         elif event["type"] == "engines":  # asked for by the UI while this job runs
             session.take_listing(event)

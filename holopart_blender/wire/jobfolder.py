@@ -69,7 +69,7 @@ def write_job(folder: str | os.PathLike, job: PartJob, request: JobRequest) -> P
     meta = {"protocol": PROTOCOL_VERSION, "request": request.to_dict(), "mesh_name": job.mesh.name,
             "part_names": {str(k): v for k, v in job.part_names.items()}}
     (folder / "job.json").write_text(json.dumps(meta, indent=1))
-    for stale in ("result.json", "result.npz"):
+    for stale in RESULT_FILES:
         (folder / stale).unlink(missing_ok=True)
     return folder
 

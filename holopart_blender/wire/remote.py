@@ -28,6 +28,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from . import protocol
 from .client import EventClient
 
 UNREACHABLE_SECONDS = 60.0  # how long the server may be unreachable during a job (a replica restarting)
@@ -139,7 +140,7 @@ class RemoteClient(EventClient):
                         unpack(self._call("GET", f"/v1/jobs/{server}/result", timeout=300.0), folder, RESULT_FILES)
                         event = {**event, "folder": str(folder)}
                     self._put({**event, "id": job_id}, state)
-                    if event["type"] in ("done", "error", "cancelled"):
+                    if event["type"] in protocol.FINAL_JOB_EVENTS:
                         return
         except RemoteError as exc:
             self._put({**exc.event, "id": job_id}, state)
