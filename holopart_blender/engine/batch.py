@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import Cancelled, EngineError, InputError
+from ..core.hashing import file_sha256
 from ..core.progress import Progress
 from ..wire.request import JobRequest
 from .meshfiles import MESH_SUFFIXES
@@ -153,14 +154,10 @@ def asset_key(asset: Asset, request: JobRequest, version: str, out: Path) -> str
 def _file_hash(path: Path | None) -> str:
     if path is None:
         return ""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}", "check the path") from None
-    return digest.hexdigest()
 
 
 def _finished(record: Path, out_root: Path) -> dict | None:
@@ -361,7 +358,7 @@ def _schedule(ray, args, request, todo, records, out, progress) -> None:
     load = ray.remote(num_cpus=0, max_retries=1)(load_asset)
     queues = [collections.deque() for _ in actors]  # per actor: refs in submission order (the head runs)
     head_since = [0.0] * len(actors)
-    inflight: dict = {}  # ref -> (asset, key, actor index)
+    inflight: dict = {}  # ref -> (asset, its request, its key, actor index)
     while todo or inflight:
         for i, actor in enumerate(actors):
             while todo and len(queues[i]) < DEPTH:

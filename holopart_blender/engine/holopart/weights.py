@@ -21,7 +21,6 @@ No torch import: this runs in seconds, also from Blender's Check Installation. E
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import io
 import json
@@ -35,6 +34,7 @@ import urllib.request
 from pathlib import Path
 
 from ...core.errors import WeightsError
+from ...core.hashing import file_sha256
 from .files import DEFAULT_REPO, REQUIRED_FILES, check_files, resolve_weights
 
 CHUNK_BYTES = 1 << 20
@@ -135,20 +135,12 @@ def fetch(repo: str, revision: str | None, name: str, dest: Path, report) -> Non
     if got != meta.size:
         raise WeightsError(f"{name}: the connection kept dropping ({got} of {meta.size} bytes)",
                            "download again: it resumes where it stopped")
-    if re.fullmatch(r"[0-9a-f]{64}", meta.etag or "") and _sha256(part) != meta.etag:
+    if re.fullmatch(r"[0-9a-f]{64}", meta.etag or "") and file_sha256(part) != meta.etag:
         part.unlink()
         raise WeightsError(f"the downloaded {name} is damaged (its SHA-256 does not match the hub's)",
                            "download again")
     os.replace(part, target)
     stamp.unlink()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK_BYTES * 8):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(repo: str, revision: str | None, dest: Path | None) -> bool:
