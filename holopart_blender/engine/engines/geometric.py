@@ -87,7 +87,7 @@ def _share(coverage: np.ndarray) -> float:
 class _Candidate:
     """One way of closing a part: its surface (the visible faces first) and what was done, for the notes."""
 
-    kind: str  # "hull", "hull along", "caps", "shell" or "visible"
+    kind: str  # "closed" (already), "hull", "hull along", "caps", "shell" or "visible"
     vertices: np.ndarray
     faces: np.ndarray
     note: str
@@ -135,11 +135,12 @@ class _Checks:
         self.weight = (area / np.maximum(np.bincount(owner, minlength=len(faces)), 1))[owner]
         self.label = labels[owner]
 
-    def fault(self, part: _Part, candidate: _Candidate, visible_area: float) -> str | None:
+    def fault(self, part: _Part, candidate: _Candidate, visible_area: float, pieces: int) -> str | None:
         """Why the closure may not be returned, or None: it must be closed with a positive volume, have no
         more bodies than the visible surface has pieces and none without visible faces, add at most
         ``MAX_ADDED`` x the visible area (a whole hull and a shell are exempt: their shape justifies them),
-        and enclose at most ``ENCLOSED`` x that area of other parts' visible surface."""
+        and enclose at most ``ENCLOSED`` x that area of other parts' visible surface. ``visible_area`` and
+        ``pieces`` (the visible surface's connected pieces) are the part's."""
         vertices, faces = candidate.vertices, candidate.faces
         if not is_closed(faces):
             return "it would not be closed"
@@ -148,7 +149,6 @@ class _Checks:
             return f"its volume would not be positive ({volume:.3g}: inside out, or flat)"
         body = _bodies(vertices, faces)
         seen = np.unique(body[: len(part.faces)])
-        pieces = len(np.unique(_bodies(part.vertices, part.faces)))
         if len(seen) < body.max() + 1:
             return f"{body.max() + 1 - len(seen)} of its bodies would hold no visible face"
         if len(seen) > pieces:
@@ -307,8 +307,9 @@ class GeometricCompletion(CompletionEngine):
             candidates.append(_Candidate("shell", *solidify(part.vertices, part.faces, self.settings["thickness"]),
                                          f"{kept}; a sheet, given the thickness setting "
                                          f"({self.settings['thickness']:.3g}) as a shell"))
+        pieces = len(np.unique(_bodies(part.vertices, part.faces)))
         for candidate in candidates:
-            fault = checks.fault(part, candidate, visible_area)
+            fault = checks.fault(part, candidate, visible_area, pieces)
             if fault is not None:
                 part.rejected.append(f"not closed by its {candidate.kind}: {fault}")
             elif part.chosen is None:

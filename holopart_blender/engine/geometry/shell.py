@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...core.meshmath import face_areas, face_normals, unit
+from ...core.meshmath import face_areas, face_cross, face_normals, unit
 from .capping import boundary_edges
 from ...core.sampling import sample_surface
 
@@ -92,7 +92,7 @@ def solidify(vertices: np.ndarray, faces: np.ndarray, thickness: float,
     """
     n = len(vertices)
     normal = np.zeros((n, 3))
-    cross = face_normals(vertices, faces) * face_areas(vertices, faces)[:, None]
+    cross = face_cross(vertices, faces)  # twice the area times the unit normal
     for k in range(3):
         np.add.at(normal, faces[:, k], cross)
     normal = unit(normal)
