@@ -40,3 +40,16 @@ def test_pip_install_gives_a_holopart_command(tmp_path):
                              cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     status = json.loads([line for line in weights.stdout.splitlines() if line.startswith("{")][-1])
     assert status["event"] == "status" and status["found"] is False
+
+
+def test_the_engine_runs_blas_on_one_thread_unless_the_user_chose():
+    """numpy's OpenBLAS gets one thread when the engine is imported first (as the worker and command line
+    do), and keeps the user's own choice."""
+    probe = "import holopart_blender.engine, numpy, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    for given, expected in ((None, "1"), ("2", "2")):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if given:
+            env["OPENBLAS_NUM_THREADS"] = given
+        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == expected

@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import holopart_blender.engine  # noqa: F401  (before numpy: its thread settings apply, as in the worker)
 import numpy as np
 
 from holopart_blender.engine.api import EngineSession

@@ -27,12 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import trimesh
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import holopart_blender.engine  # noqa: E402, F401  (before numpy: its thread settings apply, as in the worker)
+import numpy as np  # noqa: E402
+import trimesh  # noqa: E402
 from conftest import BENCHMARK, ROOT  # noqa: E402
 from holopart_blender.engine import api  # noqa: E402
 from holopart_blender.engine.api import EngineSession  # noqa: E402
