@@ -11,7 +11,8 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
 2. Every hole (where the part is hidden: a leg's end inside the table top, the patch of the top under each
    leg, spots no ray from outside reached) is spanned by its least-area surface (``geometry.capping``):
    a planar rim gives a flat cut, which is what a contact between two parts is, and a crooked one is
-   stitched shut along itself.
+   stitched shut along itself. Two rims around one hidden band (a flanged ring's hidden underside, a
+   tube's hidden middle) are joined by a band where that has less area than their two caps.
 3. A part whose visible surface lies on its own convex hull (``convex``: within that share of the hull's
    width; ``geometry.convex``) is completed to the hull instead, so an axle seen at both ends of its wheel
    comes back as one rod rather than two stubs. Where what is seen of it lies on both sides of another
@@ -274,8 +275,9 @@ class GeometricCompletion(CompletionEngine):
         if len(part.holes) == 0:
             part.chosen = _Candidate("closed", part.vertices, part.faces, f"{kept}; the segment is closed already")
             return
+        bands = f" ({part.holes.bands} pair(s) of rims joined by a band)" if part.holes.bands else ""
         capped = _Candidate("caps", *close_holes(part.vertices, part.faces, part.holes),
-                            f"{kept}, closed {len(part.holes)} hidden hole(s) with caps")
+                            f"{kept}, closed {len(part.holes)} hidden hole(s) with caps{bands}")
         walls = Walls(part.vertices, part.faces)
         thickness = walls.thickness()
         thin = 0 < thickness <= THIN * walls.size and walls.two_sided(thickness) >= TWO_SIDED

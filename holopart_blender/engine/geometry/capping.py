@@ -11,6 +11,13 @@ gives a flat cut, which is what a contact between two parts is, and a crooked ri
 left along a crease) is stitched shut along itself instead of being bridged across the part. Rims too long
 for that are first cut in two along their shortest chord; a rim no triangulation closes gets a fan from a
 new vertex at its centre.
+
+Two rims may bound one hidden band rather than two holes: a flanged ring whose underside is hidden between
+its outer and inner rims, a tube hidden around its middle. Their two caps would be lids across the ring's
+opening or the tube; the least-area surface spanning both rims is then the band between them (as a soap
+film between two rings is a band when they are close and two discs when they are far apart). Two rims are
+joined by a band where it has less area than their two caps together and does not fold back over the patch
+(a short rod's two end rims would otherwise be joined by a copy of its side, inside out).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from scipy.spatial import cKDTree
 
 from ...core.meshmath import TOL, edge_key, triangle_cross, unit
 from .topology import components, edges
@@ -127,6 +136,8 @@ def _min_area_triangles(points: np.ndarray, forbidden: np.ndarray) -> np.ndarray
 
 MAX_TRIANGULATED = 160  # rim vertices up to which the least-area triangulation runs directly (O(n^3))
 CHORD_CANDIDATES = 1500  # rim vertices considered as ends of the chord that cuts a longer rim in two
+FOLD = 0.5  # a band meeting the patch at under 60 degrees on average (cosine above this) folds back over it
+BAND_WORK = 250_000  # a band is tried between two rims of up to this many vertex pairs
 APEX = -1  # in a cap triangle: the hole's own new apex vertex (fan caps only)
 
 
@@ -136,7 +147,8 @@ class Holes:
 
     Hole i's rim is ``rim[rim_start[i]:rim_start[i + 1]]``, its vertices in the patch's boundary direction
     (edge k runs from vertex k to vertex k + 1); its cap triangles are ``cap[cap_start[i]:cap_start[i + 1]]``
-    as vertex indices, ``APEX`` standing for a new vertex at ``apex[i]`` (fans only). ``normal`` (unit) and
+    as vertex indices, ``APEX`` standing for a new vertex at ``apex[i]`` (fans only). A band joining two
+    rims is the first one's cap, and the second has none. ``normal`` (unit) and
     ``area`` are the cap's: the normal points out of the part. ``centre`` is the rim's length-weighted centre.
     """
 
@@ -151,6 +163,11 @@ class Holes:
 
     def __len__(self) -> int:
         return len(self.rim_start) - 1
+
+    @property
+    def bands(self) -> int:
+        """How many pairs of rims are spanned together by a band (``_bands``)."""
+        return int(np.sum(np.diff(self.cap_start) == 0))
 
     def loop(self, i: int) -> np.ndarray:
         return self.rim[self.rim_start[i]:self.rim_start[i + 1]]
@@ -185,9 +202,10 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
     """Every hole of a consistently oriented manifold patch on welded vertices, with the triangles that
     close it: the least-area surface spanning the rim.
 
-    Faces from ``added_from`` on were added to the patch and may touch it at vertices only (``_loops``).
-    Caps never reuse an edge the patch already has, nor share a chord with another cap (such rims, and any
-    rim the triangulation cannot close, get fans), so closing every hole always gives a closed surface.
+    Faces from ``added_from`` on were added to the patch and may touch it at vertices only (``_loops``); the
+    gaps between them are capped one by one, never joined by bands. Caps never reuse an edge the patch
+    already has, nor share a chord with another cap (such rims, and any rim the triangulation cannot close,
+    get fans), and bands join rims that share no vertex, so closing every hole always gives a closed surface.
     """
     rim = boundary_edges(faces)
     if len(rim) == 0:
@@ -221,11 +239,186 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
     if triangulated and not _all_new(cap, len(vertices)):  # two rims sharing a chord: fans never clash
         cap, cap_size = _caps(ring, rim_start, size, {}, fans=True)
     holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], centre, rim_normal, np.zeros(count), centre)
+    bands = _bands(vertices, faces, holes, known) if added is None else {}
+    if bands:
+        caps = [holes.cap_of(i) for i in range(count)]
+        for i, (j, triangles) in bands.items():
+            caps[i], caps[j] = triangles, caps[j][:0]
+        holes.cap = np.concatenate(caps)
+        holes.cap_start = np.r_[0, np.cumsum([len(c) for c in caps])]
     tri = holes.cap_points(vertices)
     vector = _sums(holes.cap_hole, 0.5 * triangle_cross(tri), count)
     holes.area = np.linalg.norm(vector, axis=1)
     holes.normal = unit(vector)
     return holes
+
+
+def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
+           known: np.ndarray) -> dict[int, tuple[int, np.ndarray]]:
+    """Pairs of rims spanned together by a band, ``{i: (j, triangles)}``: the least-area strip between rims
+    i and j (``_strip``) where it has less area than their two caps together and does not fold back over the
+    patch (``_fold``). Each rim is in one pair at most; the pairs that save the most area come first."""
+    count = len(holes)
+    if count < 2:
+        return {}
+    size = np.diff(holes.rim_start)
+    cap_area = np.bincount(holes.cap_hole, 0.5 * np.linalg.norm(triangle_cross(holes.cap_points(vertices)), axis=1),
+                           count)
+    points = vertices[holes.rim]
+    owner = holes.rim_hole
+    following = np.r_[holes.rim[1:], holes.rim[:1]]
+    following[holes.rim_start[1:] - 1] = holes.rim[holes.rim_start[:-1]]  # each loop closes on its first vertex
+    length = np.bincount(owner, np.linalg.norm(vertices[following] - points, axis=1), count)
+    radius = np.zeros(count)
+    np.maximum.at(radius, owner, np.linalg.norm(points - holes.centre[owner], axis=1))
+    a, b = np.triu_indices(count, 1)
+    # Rims that share a vertex are never paired; the rest only where a strip could have less area than the
+    # caps: it is at least as wide as the gap between the rims' bounding balls ...
+    shared = _sharing(holes.rim, owner, count)
+    gap = np.maximum(np.linalg.norm(holes.centre[a] - holes.centre[b], axis=1) - radius[a] - radius[b], 0.0)
+    caps = cap_area[a] + cap_area[b]
+    keep = ((gap * 0.5 * (length[a] + length[b]) < caps) & (size[a] * size[b] <= BAND_WORK)
+            & ~np.isin(a * count + b, shared))
+    a, b, caps = a[keep], b[keep], caps[keep]
+    # ... and each rim's vertices lie at least their distance to the other rim's ball from it.
+    width = [np.zeros(len(a)), np.zeros(len(a))]
+    for side, (mine, other) in enumerate(((a, b), (b, a))):
+        rows = _ranges(holes.rim_start[mine], holes.rim_start[mine + 1])
+        pair = np.repeat(np.arange(len(a)), size[mine])
+        far = np.maximum(np.linalg.norm(points[rows] - holes.centre[other[pair]], axis=1) - radius[other[pair]], 0.0)
+        width[side] = np.bincount(pair, far, len(a)) / size[mine]
+    keep = 0.5 * (length[a] * width[0] + length[b] * width[1]) < caps
+    # The third corner of the patch's face on each rim edge, for telling a band that folds back over it.
+    n = len(vertices)
+    half = edges(faces)
+    patch_keys = edge_key(half[:, 0], half[:, 1], n)
+    order = np.argsort(patch_keys)
+    rim_keys = edge_key(holes.rim, following, n)
+    face_edge = order[np.searchsorted(patch_keys[order], rim_keys)]
+    rim_order = np.argsort(rim_keys)
+    rim = (rim_keys[rim_order], faces[:, [2, 0, 1]].reshape(-1)[face_edge[rim_order]])
+    # Patch edges between two rims' vertices: no band may run along one.
+    on_rim = np.zeros(n, bool)
+    on_rim[holes.rim] = True
+    links = known[on_rim[known // n] & on_rim[known % n]]
+    found, trees = [], {}
+    for i, j, limit in zip(a[keep], b[keep], caps[keep]):
+        # A strip's area is about each rim's length times its vertices' mean distance to the other rim's.
+        near = [trees.setdefault(k, cKDTree(vertices[holes.loop(k)])) for k in (i, j)]
+        guess = 0.5 * (length[i] * near[1].query(vertices[holes.loop(i)])[0].mean()
+                       + length[j] * near[0].query(vertices[holes.loop(j)])[0].mean())
+        if guess >= limit:
+            continue
+        strip = _strip(vertices, holes.loop(i), holes.loop(j), links)
+        if strip is None:
+            continue
+        area = 0.5 * np.linalg.norm(triangle_cross(vertices[strip]), axis=1).sum()
+        if area < limit and _fold(vertices, strip, rim) <= FOLD:
+            found.append((limit - area, int(i), int(j), strip))
+    bands, used = {}, set()
+    for _, i, j, strip in sorted(found, key=lambda f: -f[0]):
+        if i not in used and j not in used:
+            bands[i] = (j, strip)
+            used |= {i, j}
+    return bands
+
+
+def _sharing(rim: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Keys ``i * count + j`` (i < j) of the pairs of holes whose rims share a vertex."""
+    pairs = np.unique(np.stack([rim, owner], 1), axis=0)
+    same = np.flatnonzero(pairs[1:, 0] == pairs[:-1, 0])
+    return np.unique(pairs[same, 1] * count + pairs[same + 1, 1])
+
+
+def _ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The indices ``start[k]:stop[k]`` for every k, one after the other."""
+    sizes = stop - start
+    return np.repeat(start - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(int(sizes.sum()))
+
+
+def _fold(vertices: np.ndarray, added: np.ndarray, rim: tuple[np.ndarray, np.ndarray]) -> float:
+    """How far the faces ``added`` turn back over the patch where they meet its rim: per rim edge, the cosine
+    of the angle between the patch's face and the added face on either side of it (1: folded flat onto the
+    face, 0: at a right angle to it, -1: running on from it), the mean weighted by the edges' length.
+    ``rim`` holds the rim's directed edge keys, sorted, and the third corner of the patch face on each."""
+    keys, third = rim
+    n = len(vertices)
+    mine, apex = edges(added), added[:, [2, 0, 1]].reshape(-1)  # half-edge k of a face, and its third corner
+    wanted = edge_key(mine[:, 1], mine[:, 0], n)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    on = keys[at] == wanted
+    a, b = vertices[mine[on, 0]], vertices[mine[on, 1]]
+    length = np.linalg.norm(b - a, axis=1)
+    along = (b - a) / np.maximum(length, TOL.tiny)[:, None]
+
+    def across(corner: np.ndarray) -> np.ndarray:
+        d = vertices[corner] - a
+        d -= np.einsum("ij,ij->i", d, along)[:, None] * along
+        return d / np.maximum(np.linalg.norm(d, axis=1), TOL.tiny)[:, None]
+
+    cosine = np.einsum("ij,ij->i", across(third[at[on]]), across(apex[on]))
+    return float(np.sum(cosine * length) / max(length.sum(), TOL.tiny))
+
+
+def _strip(vertices: np.ndarray, a: np.ndarray, b: np.ndarray, links: np.ndarray) -> np.ndarray | None:
+    """The least-area band of triangles joining rim ``a`` to rim ``b`` (vertex loops in the patch's boundary
+    direction), each rim edge used once against its direction, none along an edge in ``links`` (sorted
+    undirected edge keys, ``edge_key``); None when no such band exists.
+
+    Both rims start at their closest pair of vertices, ``b`` walked backwards so that the band is wound like
+    the patch. Each triangle advances one rim by an edge: dynamic programming over the grid of diagonals
+    (a[i], b[k]), a row (one i) at a time, a row being a running minimum along k."""
+    n = len(vertices)
+    distance, nearest = cKDTree(vertices[b]).query(vertices[a])
+    start = int(np.argmin(distance))
+    a = np.roll(a, -start)
+    b = np.roll(b[::-1], -int(np.flatnonzero(b[::-1] == b[nearest[start]])[0]))
+    p, q = len(a), len(b)
+    ca, cb = np.r_[a, a[:1]], np.r_[b, b[:1]]
+    pa, pb = vertices[ca], vertices[cb]
+    # From diagonal (i, k) along a: triangle (a[i+1], a[i], b[k]); along b: (b[k], b[k+1], a[i]).
+    step_a = 0.5 * np.linalg.norm(np.cross(pa[1:, None] - pa[:-1, None], pb[None] - pa[:-1, None]), axis=2)
+    step_b = 0.5 * np.linalg.norm(np.cross(pb[None, 1:] - pb[None, :-1], pa[:, None] - pb[None, :-1]), axis=2)
+    blocked = np.zeros((p + 1, q + 1), bool)
+    if len(links):
+        i, k = np.nonzero(_contains(links, edge_key(np.minimum.outer(ca, cb), np.maximum.outer(ca, cb), n)))
+        blocked[i, k] = True
+        if blocked[0, 0]:
+            return None
+        blocked[p, q] = False  # the closing diagonal is the first one
+    cost = np.full((p + 1, q + 1), np.inf)
+    along_a = np.zeros((p + 1, q + 1), bool)
+    before = np.concatenate([np.zeros((p + 1, 1)), np.cumsum(step_b, axis=1)], axis=1)  # steps along b up to k
+    cost[0, 0] = 0.0  # the band starts with a step along a, ...
+    from_b = np.full(q + 1, np.inf)
+    for i in range(1, p + 1):
+        up = cost[i - 1] + step_a[i - 1]
+        if i == p:
+            up[0] = np.inf  # ... never meets (a[0], b[0]) again before its end ...
+        # cost[i, k] = min over j <= k of up[j] + the steps along b from j to k, never through a blocked cell.
+        value = up - before[i]
+        cells = np.flatnonzero(blocked[i])
+        for run in np.split(np.arange(q + 1), cells) if len(cells) else [np.arange(q + 1)]:
+            run = run[~blocked[i, run]]
+            value[run] = np.minimum.accumulate(value[run]) if len(run) else value[run]
+        value = value + before[i]
+        value[blocked[i]] = np.inf
+        if i < p:
+            value[q] = np.inf  # ... and ends with a step along b, so that it uses every diagonal once
+        cost[i] = value
+        from_b[1:] = value[:-1] + step_b[i]
+        along_a[i] = up <= from_b
+    if not np.isfinite(cost[p, q]):
+        return None
+    triangles, i, k = [], p, q
+    while i or k:
+        if along_a[i, k]:
+            triangles.append((ca[i], ca[i - 1], cb[k]))
+            i -= 1
+        else:
+            triangles.append((cb[k - 1], cb[k], ca[i]))
+            k -= 1
+    return np.array(triangles[::-1], np.int64)
 
 
 def _sums(group: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
