@@ -272,13 +272,11 @@ def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
     radius = np.zeros(count)
     np.maximum.at(radius, owner, np.linalg.norm(points - holes.centre[owner], axis=1))
     a, b = np.triu_indices(count, 1)
-    # Rims that share a vertex are never paired; the rest only where a strip could have less area than the
-    # caps: it is at least as wide as the gap between the rims' bounding balls ...
-    shared = _sharing(holes.rim, owner, count)
+    # A strip is tried only where it could have less area than the caps: it is at least as wide as the gap
+    # between the rims' bounding balls ...
     gap = np.maximum(np.linalg.norm(holes.centre[a] - holes.centre[b], axis=1) - radius[a] - radius[b], 0.0)
     caps = cap_area[a] + cap_area[b]
-    keep = ((gap * 0.5 * (length[a] + length[b]) < caps) & (size[a] * size[b] <= BAND_WORK)
-            & ~np.isin(a * count + b, shared))
+    keep = (gap * 0.5 * (length[a] + length[b]) < caps) & (size[a] * size[b] <= BAND_WORK)
     a, b, caps = a[keep], b[keep], caps[keep]
     # ... and each rim's vertices lie at least their distance to the other rim's ball from it.
     width = [np.zeros(len(a)), np.zeros(len(a))]
@@ -288,27 +286,21 @@ def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
         far = np.maximum(np.linalg.norm(points[rows] - holes.centre[other[pair]], axis=1) - radius[other[pair]], 0.0)
         width[side] = np.bincount(pair, far, len(a)) / size[mine]
     keep = 0.5 * (length[a] * width[0] + length[b] * width[1]) < caps
-    # The third corner of the patch's face on each rim edge, for telling a band that folds back over it.
     n = len(vertices)
-    half = edges(faces)
-    patch_keys = edge_key(half[:, 0], half[:, 1], n)
-    order = np.argsort(patch_keys)
-    rim_keys = edge_key(holes.rim, following, n)
-    face_edge = order[np.searchsorted(patch_keys[order], rim_keys)]
-    rim_order = np.argsort(rim_keys)
-    rim = (rim_keys[rim_order], faces[:, [2, 0, 1]].reshape(-1)[face_edge[rim_order]])
     # Patch edges between two rims' vertices: no band may run along one.
     on_rim = np.zeros(n, bool)
     on_rim[holes.rim] = True
     links = known[on_rim[known // n] & on_rim[known % n]]
-    found, trees = [], {}
+    found, trees, rim = [], {}, None
     for i, j, limit in zip(a[keep], b[keep], caps[keep]):
         # A strip's area is about each rim's length times its vertices' mean distance to the other rim's.
         near = [trees.setdefault(k, cKDTree(vertices[holes.loop(k)])) for k in (i, j)]
         guess = 0.5 * (length[i] * near[1].query(vertices[holes.loop(i)])[0].mean()
                        + length[j] * near[0].query(vertices[holes.loop(j)])[0].mean())
-        if guess >= limit:
+        if guess >= limit or np.intersect1d(holes.loop(i), holes.loop(j)).size:  # rims sharing a vertex: never
             continue
+        if rim is None:
+            rim = _rim_corners(faces, holes.rim, following, n)
         strip = _strip(vertices, holes.loop(i), holes.loop(j), links)
         if strip is None:
             continue
@@ -323,11 +315,16 @@ def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
     return bands
 
 
-def _sharing(rim: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
-    """Keys ``i * count + j`` (i < j) of the pairs of holes whose rims share a vertex."""
-    pairs = np.unique(np.stack([rim, owner], 1), axis=0)
-    same = np.flatnonzero(pairs[1:, 0] == pairs[:-1, 0])
-    return np.unique(pairs[same, 1] * count + pairs[same + 1, 1])
+def _rim_corners(faces: np.ndarray, rim: np.ndarray, following: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rim edges (``rim`` to ``following``) as sorted directed edge keys, and the third corner of the
+    patch face on each (for ``_fold``)."""
+    half = edges(faces)
+    keys = edge_key(half[:, 0], half[:, 1], n)
+    order = np.argsort(keys)
+    rim_keys = edge_key(rim, following, n)
+    face_edge = order[np.searchsorted(keys[order], rim_keys)]
+    sort = np.argsort(rim_keys)
+    return rim_keys[sort], faces[:, [2, 0, 1]].reshape(-1)[face_edge[sort]]
 
 
 def _ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
