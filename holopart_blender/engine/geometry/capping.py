@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.spatial import cKDTree
 
 from ...core.meshmath import TOL, edge_key, triangle_cross, unit
@@ -148,8 +147,8 @@ class Holes:
     Hole i's rim is ``rim[rim_start[i]:rim_start[i + 1]]``, its vertices in the patch's boundary direction
     (edge k runs from vertex k to vertex k + 1); its cap triangles are ``cap[cap_start[i]:cap_start[i + 1]]``
     as vertex indices, ``APEX`` standing for a new vertex at ``apex[i]`` (fans only). A band joining two
-    rims is the first one's cap, and the second has none. ``normal`` (unit) and
-    ``area`` are the cap's: the normal points out of the part. ``centre`` is the rim's length-weighted centre.
+    rims is the first one's cap, and the second has none. ``normal`` (unit) and ``area`` are the cap's: the
+    normal points out of the part. ``centre`` is the rim's length-weighted centre.
     """
 
     rim: np.ndarray
