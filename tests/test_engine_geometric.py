@@ -11,7 +11,7 @@ import trimesh
 from holopart_blender.engine import api, meshfiles
 from holopart_blender.wire.request import JobRequest
 from holopart_blender.core.errors import InputError
-from holopart_blender.engine.geometry import convex
+from holopart_blender.engine.geometry import capping, convex
 from holopart_blender.engine.geometry.capping import close_holes, find_holes
 from holopart_blender.engine.geometry.inside import SurfaceGrid
 from holopart_blender.engine.geometry.patches import split_manifold
@@ -386,6 +386,29 @@ def test_a_hull_that_would_push_into_its_neighbours_is_not_used(benchmark_dir, t
                                            tolerance=0))
     vertices = task.job.mesh.vertices[vertex_of]
     np.testing.assert_array_equal(part.faces, close_holes(vertices, faces, find_holes(vertices, faces))[1])
+
+
+def test_holes_found_again_reuse_the_triangulations_that_did_not_change(benchmark_dir, tmp_path, monkeypatch):
+    # The hull step closes a patch a second time with facets added; rims it did not touch keep their caps
+    # without being triangulated again, and the caps are the same as those found afresh.
+    task = build_task(benchmark_dir / "square_table.glb", tmp_path)
+    label = int(np.argmax(np.bincount(task.job.face_labels[task.job.face_labels >= 0])))
+    faces, vertex_of = split_manifold(weld(task.job.mesh.vertices, task.job.mesh.faces[task.job.face_labels == label],
+                                           tolerance=0))
+    vertices = task.job.mesh.vertices[vertex_of]
+    calls = []
+    least_area = capping._min_area_triangles
+    monkeypatch.setattr(capping, "_min_area_triangles", lambda *a: calls.append(1) or least_area(*a))
+    first = find_holes(vertices, faces)
+    made = len(calls)
+    assert made > 0
+    again = find_holes(vertices, faces, reuse=first)
+    assert len(calls) == made  # nothing triangulated twice
+    fresh = find_holes(vertices, faces)
+    assert len(calls) == 2 * made
+    for holes in (again, fresh):
+        np.testing.assert_array_equal(holes.cap, first.cap)
+        np.testing.assert_array_equal(holes.cap_start, first.cap_start)
 
 
 def test_rays_tell_inside_from_outside():

@@ -22,7 +22,7 @@ joined by a band where it has less area than their two caps together and does no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -164,6 +164,9 @@ class Holes:
     normal: np.ndarray
     area: np.ndarray
     centre: np.ndarray
+    # Least-area triangulations made for these rims, by polygon and forbidden chords: closing the same patch
+    # again with faces added (``find_holes(..., reuse=)``) redoes only the rims whose triangulation changed.
+    triangulations: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.rim_start) - 1
@@ -202,12 +205,14 @@ class Holes:
                    np.zeros(1, np.int64), none, none, np.zeros(0), none)
 
 
-def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None = None) -> Holes:
+def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None = None,
+               reuse: Holes | None = None) -> Holes:
     """Every hole of a consistently oriented manifold patch on welded vertices, with the triangles that
     close it: the least-area surface spanning the rim.
 
     Faces from ``added_from`` on were added to the patch and may touch it at vertices only (``_loops``); the
-    gaps between them are capped one by one, never joined by bands. Caps never reuse an edge the patch
+    gaps between them are capped one by one, never joined by bands. ``reuse``: the holes found before on the
+    same vertices, whose triangulations are taken where a rim and its forbidden chords are unchanged. Caps never reuse an edge the patch
     already has, nor share a chord with another cap (such rims, and any rim the triangulation cannot close,
     get fans), and bands join rims that share no vertex, so closing every hole always gives a closed surface.
     """
@@ -232,17 +237,19 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
     centre = _sums(loop, length[:, None] * (a + b) / 2, count) / weight[:, None]
     rim_normal = unit(_sums(loop, 0.5 * np.cross(b - centre[loop], a - centre[loop]), count))
     triangulated: dict[int, np.ndarray] = {}
+    memo = reuse.triangulations if reuse is not None else {}
     n = len(vertices)
     known = _edge_keys(faces, n)
     for i in np.flatnonzero(size > 3):
         polygon = ring[rim_start[i]:rim_start[i + 1]][::-1]  # the cap runs against the rim
-        triangles = _triangulate(vertices, polygon, known, n)
+        triangles = _triangulate(vertices, polygon, known, n, memo)
         if triangles is not None:
             triangulated[int(i)] = polygon[triangles]
     cap, cap_size = _caps(ring, rim_start, size, triangulated, fans=False)
     if triangulated and not _all_new(cap, len(vertices)):  # two rims sharing a chord: fans never clash
         cap, cap_size = _caps(ring, rim_start, size, {}, fans=True)
-    holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], centre, rim_normal, np.zeros(count), centre)
+    holes = Holes(ring, rim_start, cap, np.r_[0, np.cumsum(cap_size)], centre, rim_normal, np.zeros(count), centre,
+                  memo)
     bands = _bands(vertices, faces, holes, known) if added is None else {}
     if bands:
         caps = [holes.cap_of(i) for i in range(count)]
@@ -484,8 +491,10 @@ def _all_new(cap_faces: np.ndarray, n: int) -> bool:
     return len(np.unique(directed)) == len(directed)
 
 
-def _triangulate(vertices: np.ndarray, polygon: np.ndarray, known: np.ndarray, n: int) -> np.ndarray | None:
-    """Triangles (indices into ``polygon``) closing it without reusing an existing edge as a chord."""
+def _triangulate(vertices: np.ndarray, polygon: np.ndarray, known: np.ndarray, n: int,
+                 memo: dict) -> np.ndarray | None:
+    """Triangles (indices into ``polygon``) closing it without reusing an existing edge as a chord; ``memo``
+    keeps each least-area triangulation by its polygon and forbidden chords."""
     m = len(polygon)
     if m < 3:
         return None
@@ -496,14 +505,18 @@ def _triangulate(vertices: np.ndarray, polygon: np.ndarray, known: np.ndarray, n
         i, j = _shortest_chord(points, polygon, known, n)
         if i < 0:
             return None
-        first = _triangulate(vertices, polygon[i:j + 1], known, n)
+        first = _triangulate(vertices, polygon[i:j + 1], known, n, memo)
         second_index = np.r_[np.arange(j, m), np.arange(0, i + 1)]
-        second = _triangulate(vertices, polygon[second_index], known, n)
+        second = _triangulate(vertices, polygon[second_index], known, n, memo)
         if first is None or second is None:
             return None
         return np.concatenate([first + i, second_index[second]])
     a, b = np.minimum.outer(polygon, polygon), np.maximum.outer(polygon, polygon)
-    return _min_area_triangles(points, _contains(known, edge_key(a, b, n)))
+    forbidden = _contains(known, edge_key(a, b, n))
+    key = (points.tobytes(), np.packbits(forbidden).tobytes())
+    if key not in memo:
+        memo[key] = _min_area_triangles(points, forbidden)
+    return memo[key]
 
 
 def _shortest_chord(points: np.ndarray, polygon: np.ndarray, known: np.ndarray, n: int) -> tuple[int, int]:

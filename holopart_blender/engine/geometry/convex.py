@@ -130,7 +130,7 @@ def convex_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes, tol
     # facet are no hull vertices): the gaps between them become holes of their own and get flat caps.
     combined = np.concatenate([faces, added])
     closed_vertices, closed_faces = close_holes(vertices, combined, find_holes(vertices, combined,
-                                                                                added_from=len(faces)))
+                                                                                added_from=len(faces), reuse=holes))
     return closed_vertices.copy(), closed_faces, whole
 
 
