@@ -37,8 +37,13 @@ def triangle_cross(corners: np.ndarray) -> np.ndarray:
     return np.cross(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
 
 
+def triangle_areas(corners: np.ndarray) -> np.ndarray:
+    """The area of each triangle given by its corners (..., 3, 3)."""
+    return 0.5 * np.linalg.norm(triangle_cross(corners), axis=-1)
+
+
 def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    return 0.5 * np.linalg.norm(face_cross(vertices, faces), axis=1)
+    return triangle_areas(vertices[faces])
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...core.meshmath import TOL, edge_key, triangle_cross, unit
+from ...core.meshmath import TOL, edge_key, face_areas, triangle_areas, triangle_cross, unit
 from .topology import components, edges
 
 
@@ -212,9 +212,10 @@ def find_holes(vertices: np.ndarray, faces: np.ndarray, added_from: int | None =
 
     Faces from ``added_from`` on were added to the patch and may touch it at vertices only (``_loops``); the
     gaps between them are capped one by one, never joined by bands. ``reuse``: the holes found before on the
-    same vertices, whose triangulations are taken where a rim and its forbidden chords are unchanged. Caps never reuse an edge the patch
-    already has, nor share a chord with another cap (such rims, and any rim the triangulation cannot close,
-    get fans), and bands join rims that share no vertex, so closing every hole always gives a closed surface.
+    same vertices, whose triangulations are taken where a rim and its forbidden chords are unchanged. Caps
+    never reuse an edge the patch already has, nor share a chord with another cap (such rims, and any rim the
+    triangulation cannot close, get fans), and bands join rims that share no vertex, so closing every hole
+    always gives a closed surface.
     """
     rim = boundary_edges(faces)
     if len(rim) == 0:
@@ -273,8 +274,7 @@ def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
     if count < 2:
         return {}
     size = np.diff(holes.rim_start)
-    cap_area = np.bincount(holes.cap_hole, 0.5 * np.linalg.norm(triangle_cross(holes.cap_points(vertices)), axis=1),
-                           count)
+    cap_area = np.bincount(holes.cap_hole, triangle_areas(holes.cap_points(vertices)), count)
     points = vertices[holes.rim]
     owner = holes.rim_hole
     following = np.r_[holes.rim[1:], holes.rim[:1]]
@@ -315,7 +315,7 @@ def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
         strip = _strip(vertices, holes.loop(i), holes.loop(j), links)
         if strip is None:
             continue
-        area = 0.5 * np.linalg.norm(triangle_cross(vertices[strip]), axis=1).sum()
+        area = face_areas(vertices, strip).sum()
         if area < limit and _fold(vertices, strip, rim) <= FOLD:
             found.append((limit - area, int(i), int(j), strip))
     bands, used = {}, set()

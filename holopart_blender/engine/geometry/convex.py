@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
-from ...core.meshmath import TOL, edge_key, triangle_cross
+from ...core.meshmath import TOL, edge_key, triangle_areas, triangle_cross
 from .capping import Holes, close_holes, find_holes
 from .inside import SurfaceGrid
 from .occupancy import face_samples
@@ -187,7 +187,7 @@ def hidden_facets(vertices: np.ndarray, faces: np.ndarray, ring: np.ndarray, hul
     if solid is not None and keep.any():
         chosen = np.flatnonzero(keep)
         triangles = vertices[facets[chosen]]
-        area = 0.5 * np.linalg.norm(triangle_cross(triangles), axis=1).sum()
+        area = triangle_areas(triangles).sum()
         points, facet = _lattice(triangles, max(2.0 * solid.size, np.sqrt(area / _FACET_RAYS)))
         inward = -inner.equations[chosen[facet], :3]
         backed = solid.inside(points, inward)
