@@ -102,37 +102,41 @@ def _rim_order(loop: np.ndarray, successor: np.ndarray) -> np.ndarray:
 def _min_area_triangles(points: np.ndarray, forbidden: np.ndarray) -> np.ndarray | None:
     """Triangles (index triples into the polygon) of the least-area triangulation of a closed polygon
     (Liepa's hole filling without new vertices), never using a diagonal marked in ``forbidden`` (n, n);
-    None when every triangulation needs one."""
+    None when every triangulation needs one.
+
+    The tables are indexed by a sub-polygon's span l = j - i, so that each span's inputs are slices: the
+    least area of polygon i..j is ``start[i, l]`` and ``end[j, l]``, its apex is vertex i + ``apex[i, l]``,
+    and ``edge[c][i, l]`` is coordinate c of points[i + l] - points[i]."""
     n = len(points)
-    cost = np.full((n, n), np.inf)
-    best = np.zeros((n, n), np.int64)
-    idx = np.arange(n - 1)
-    cost[idx, idx + 1] = 0.0
+    start, end = np.full((n, n), np.inf), np.full((n, n), np.inf)
+    start[:, 1] = end[:, 1] = 0.0
+    apex = np.zeros((n, n), np.int64)
+    span = np.minimum(np.arange(n)[:, None] + np.arange(n), n - 1)
+    edge = [points[span, c] - points[:, c, None] for c in range(3)]
     for length in range(2, n):
-        i = np.arange(n - length)
-        j = i + length
-        k = i[:, None] + np.arange(1, length)[None, :]  # (m, length - 1)
-        a = points[i][:, None, :]
-        u, v = points[k] - a, points[j][:, None, :] - a
+        m = n - length
+        u = [e[:m, 1:length] for e in edge]  # points[k] - points[i], k = i + 1 .. j - 1
+        v = [e[:m, length, None] for e in edge]  # points[j] - points[i]
         # |u x v| / 2, the cross product written out (np.cross's own arithmetic, without its overhead)
-        x = u[..., 1] * v[..., 2] - u[..., 2] * v[..., 1]
-        y = u[..., 2] * v[..., 0] - u[..., 0] * v[..., 2]
-        z = u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+        x = u[1] * v[2] - u[2] * v[1]
+        y = u[2] * v[0] - u[0] * v[2]
+        z = u[0] * v[1] - u[1] * v[0]
         area = 0.5 * np.sqrt(x * x + y * y + z * z)
-        total = cost[i[:, None], k] + cost[k, j[:, None]] + area
+        total = start[:m, 1:length] + end[length:, length - 1:0:-1] + area  # polygons i..k and k..j, triangle
         choice = np.argmin(total, axis=1)
-        value = total[np.arange(len(i)), choice]
-        blocked = forbidden[i, j] & (length < n - 1)
-        cost[i, j] = np.where(blocked, np.inf, value)
-        best[i, j] = k[np.arange(len(i)), choice]
-    if not np.isfinite(cost[0, n - 1]):
+        value = total[np.arange(m), choice]
+        if length < n - 1:
+            value[np.diagonal(forbidden, length)[:m]] = np.inf
+        start[:m, length] = end[length:, length] = value
+        apex[:m, length] = choice + 1
+    if not np.isfinite(start[0, n - 1]):
         return None
     triangles, stack = [], [(0, n - 1)]
     while stack:
         i, j = stack.pop()
         if j - i < 2:
             continue
-        k = best[i, j]
+        k = i + apex[i, j - i]
         triangles.append((i, k, j))
         stack += [(i, k), (k, j)]
     return np.array(triangles, np.int64)
