@@ -23,6 +23,8 @@ between a fork's prongs, which rays cross to the other side, is never closed ove
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
@@ -217,28 +219,30 @@ def _on_patch(points: np.ndarray, corners: np.ndarray, distance: float) -> np.nd
     """Whether each point lies on the patch: within ``distance`` of a triangle's plane, over the triangle.
 
     ``corners`` (F, 3, 3) are the patch's triangles; only those near a point (their centre closer than the
-    patch's longest edge) are tried. Where that is more than the work allows, every point counts as on the
-    patch (so nothing is added to it).
+    patch's longest edge) are tried, and a triangle's edges only for points within ``distance`` of its
+    plane. Where that is more than the work allows, every point counts as on the patch (so nothing is added
+    to it).
     """
     a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     reach = float(np.max(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2)))
     tree = cKDTree(corners.mean(axis=1))
-    if tree.query_ball_point(points, reach, return_length=True).sum() > _WORK // 20:
+    count = tree.query_ball_point(points, reach, return_length=True)
+    if count.sum() > _WORK // 20:
         return np.ones(len(points), bool)
-    near = tree.query_ball_point(points, reach)
-    point = np.repeat(np.arange(len(points)), [len(n) for n in near])
-    face = np.fromiter((f for n in near for f in n), np.int64, len(point))
     on = np.zeros(len(points), bool)
-    if len(face) == 0:
+    if count.sum() == 0:
         return on
-    normal = np.cross(b[face] - a[face], c[face] - a[face])
+    point = np.repeat(np.arange(len(points)), count)
+    face = np.fromiter(chain.from_iterable(tree.query_ball_point(points, reach)), np.int64, len(point))
+    normal = np.cross(b - a, c - a)
     norm = np.linalg.norm(normal, axis=1)
-    p = points[point]
-    height = np.abs(np.einsum("ij,ij->i", normal, p - a[face])) / np.maximum(norm, TOL.tiny)
+    height = np.abs(np.einsum("ij,ij->i", normal[face], points[point] - a[face])) / np.maximum(norm, TOL.tiny)[face]
+    close = np.flatnonzero((height <= distance) & (norm[face] > 0))
+    point, face = point[close], face[close]
+    p, n = points[point], normal[face]
     # Barycentric signs: p projects into the triangle when it lies on the inner side of all three edges.
     inside = np.ones(len(face), bool)
     for u, v in ((a, b), (b, c), (c, a)):
-        inside &= np.einsum("ij,ij->i", np.cross(v[face] - u[face], p - u[face]), normal) >= -TOL.relative * norm ** 2
-    hit = (height <= distance) & inside & (norm > 0)
-    on[point[hit]] = True
+        inside &= np.einsum("ij,ij->i", np.cross((v - u)[face], p - u[face]), n) >= (-TOL.relative * norm ** 2)[face]
+    on[point[inside]] = True
     return on
