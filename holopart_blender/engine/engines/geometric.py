@@ -60,7 +60,7 @@ from ..geometry.inside import SurfaceGrid
 from ..geometry.occupancy import CellGrid, face_samples, voxel_solid
 from ..geometry.patches import split_manifold
 from ..geometry.shell import SAMPLES, Walls, solidify
-from ..geometry.topology import face_components, is_closed, is_watertight, signed_volume, weld
+from ..geometry.topology import face_components, is_closed, is_watertight, position_index, signed_volume, weld
 from ...core.meshmath import TOL, face_areas
 from ...core.sampling import sample_surface
 from ...core.partjob import CompletedPart, PartJob, majority_material
@@ -181,8 +181,7 @@ def _away(walls: Walls, candidate: _Candidate, visible_faces: int, thickness: fl
 
 def _bodies(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Per face, its body: connected pieces of surface, corners at one position counting as one vertex."""
-    _, position = np.unique(vertices, axis=0, return_inverse=True)
-    return face_components(position.reshape(-1)[faces], len(vertices))
+    return face_components(position_index(vertices)[faces], len(vertices))
 
 
 class GeometricCompletion(CompletionEngine):

@@ -32,7 +32,7 @@ from ...core.meshmath import TOL, edge_key, triangle_areas, triangle_cross
 from .capping import Holes, close_holes, find_holes
 from .inside import SurfaceGrid
 from .occupancy import face_samples
-from .topology import edges, face_components
+from .topology import edges, face_components, position_index
 
 _WORK = 50_000_000  # point-plane tests allowed per check (a check that would need more is sampled or skipped)
 _FACET_RAYS = 20_000  # about this many rays test the facets of one part, at most one every two voxels
@@ -141,8 +141,7 @@ def _pieces(vertices: np.ndarray, faces: np.ndarray) -> list[np.ndarray]:
     ``split_manifold`` made)."""
     piece = face_components(faces, len(vertices))
     if piece.max() > 0:
-        _, position = np.unique(vertices, axis=0, return_inverse=True)
-        piece = face_components(position.reshape(-1)[faces], len(vertices))
+        piece = face_components(position_index(vertices)[faces], len(vertices))
     return [faces[piece == k] for k in range(int(piece.max()) + 1)]
 
 

@@ -34,6 +34,17 @@ def weld(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> np
     return first[inverse.reshape(-1)][faces]
 
 
+def position_index(vertices: np.ndarray) -> np.ndarray:
+    """Per vertex, the rank of its position among the distinct positions in lexicographic order: the
+    inverse of ``np.unique(vertices, axis=0)``, without its slow sort of rows."""
+    order = np.lexsort(vertices.T[::-1])
+    ranked = vertices[order]
+    new = np.r_[True, np.any(ranked[1:] != ranked[:-1], axis=1)]
+    index = np.empty(len(vertices), np.int64)
+    index[order] = np.cumsum(new) - 1
+    return index
+
+
 def edges(faces: np.ndarray) -> np.ndarray:
     """Directed half-edges (3F, 2): face f contributes rows 3f, 3f+1, 3f+2 = (a,b), (b,c), (c,a)."""
     return faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
