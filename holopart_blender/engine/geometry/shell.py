@@ -36,6 +36,7 @@ class Walls:
         self.spacing = np.sqrt(float(face_areas(vertices, faces).sum()) / SAMPLES)
         used = vertices[np.unique(faces)]
         self.size = float(np.linalg.norm(np.ptp(used, axis=0)))
+        self._backs: dict[int, tuple[np.ndarray, cKDTree]] = {}  # per direction bucket, built on first use
         self.depth = self.behind(self.points, self.normals)
 
     def behind(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -45,11 +46,11 @@ class Walls:
         bucket = np.argmax(normals @ _DIRECTIONS.T, axis=1)
         for b in np.unique(bucket):
             mine = np.flatnonzero(bucket == b)
-            backs = np.flatnonzero(self.normals @ _DIRECTIONS[b] < -0.5)
+            backs, tree = self._facing_away(b)
             if len(backs) == 0:
                 continue
             k = min(4, len(backs))
-            _, j = cKDTree(self.points[backs]).query(points[mine], k=k, distance_upper_bound=0.25 * self.size)
+            _, j = tree.query(points[mine], k=k, distance_upper_bound=0.25 * self.size)
             j = j.reshape(len(mine), k)
             found = j < len(backs)
             other = backs[np.minimum(j, len(backs) - 1)]
@@ -61,6 +62,13 @@ class Walls:
             ok = found & facing & (distance > 0) & (lateral <= np.maximum(distance, 2 * self.spacing))
             depth[mine] = np.where(ok, distance, np.inf).min(axis=1)
         return depth
+
+    def _facing_away(self, bucket: int) -> tuple[np.ndarray, cKDTree]:
+        """The samples facing away from direction ``bucket`` and a tree of them, kept for later calls."""
+        if bucket not in self._backs:
+            backs = np.flatnonzero(self.normals @ _DIRECTIONS[bucket] < -0.5)
+            self._backs[bucket] = backs, cKDTree(self.points[backs])
+        return self._backs[bucket]
 
     def thickness(self) -> float:
         """The walls' thickness: the lower quartile of the depths found (0 when none is), the thinnest
