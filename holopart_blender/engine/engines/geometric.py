@@ -92,6 +92,14 @@ class _Candidate:
     vertices: np.ndarray
     faces: np.ndarray
     note: str
+    _inside: tuple = field(default=(None, None), repr=False)  # (grid, its cells inside the closure)
+
+    def inside(self, grid: CellGrid) -> np.ndarray:
+        """The cells of ``grid`` strictly inside the closure (``CellGrid.inside``), found once per grid: the
+        checks and the overlap step both ask."""
+        if self._inside[0] is not grid:
+            self._inside = grid, grid.inside(self.vertices, self.faces)
+        return self._inside[1]
 
 
 @dataclass
@@ -161,8 +169,7 @@ class _Checks:
         if candidate.kind in ("caps", "hull along") and part.sheet and added > SHEET_CAPS:
             return (f"the part is a single sheet (the back of it is seen nowhere) and it would add "
                     f"{added:.1f} x its area")
-        inside = self.grid.inside(vertices, faces)
-        other = (self.label != part.label) & np.isin(self.cells, inside)
+        other = (self.label != part.label) & np.isin(self.cells, candidate.inside(self.grid))
         enclosed = float(self.weight[other].sum()) / max(visible_area, TOL.tiny)
         if enclosed > ENCLOSED:
             return f"it would enclose other parts' visible surface ({enclosed:.0%} of its own area)"
@@ -332,7 +339,8 @@ class GeometricCompletion(CompletionEngine):
         more of its inside into the other parts, as they stand, than its fallback closure would: the hidden
         space behind it belongs to a neighbour (a drawer's tray inside its carcass). Parts not asked for
         count as capped."""
-        insides = {label: grid.inside(*part.closed) for label, part in parts.items()}
+        insides = {label: part.chosen.inside(grid) if part.chosen is not None else grid.inside(*part.closed)
+                   for label, part in parts.items()}
         coverage = np.bincount(np.concatenate(list(insides.values())), minlength=int(np.prod(grid.shape)))
         for label in sorted(parts):
             part = parts[label]
@@ -341,7 +349,7 @@ class GeometricCompletion(CompletionEngine):
             mine = insides[label]
             coverage[mine] -= 1  # the other parts' coverage alone
             fallback = part.fallback
-            fallback_inside = grid.inside(fallback.vertices, fallback.faces) if fallback.kind != "visible" else mine[:0]
+            fallback_inside = fallback.inside(grid) if fallback.kind != "visible" else mine[:0]
             share = _share(coverage[mine]) - _share(coverage[fallback_inside])
             if share > OVERLAP:
                 part.chosen, part.before = fallback, len(part.rejected)
