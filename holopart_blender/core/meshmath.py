@@ -1,5 +1,6 @@
 """Triangle-mesh primitives shared by the engines and the benchmark: face cross products, areas and
-normals, integer edge keys and label compaction, with the tolerances they use named in one place.
+normals, point-to-triangle distances, integer edge keys and label compaction, with the tolerances they use
+named in one place.
 
 Meshes are trimesh-style arrays: ``vertices (V, 3)`` float, ``faces (F, 3)`` int.
 """
@@ -44,6 +45,24 @@ def triangle_areas(corners: np.ndarray) -> np.ndarray:
 
 def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return triangle_areas(vertices[faces])
+
+
+def point_triangle_distance(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The distance from each point (N, 3) to its triangle (N, 3, 3): to the plane where the point projects
+    inside the triangle, else to the nearest of its three edges (a degenerate triangle is its edges)."""
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    normal = triangle_cross(corners)
+    norm2 = np.einsum("ij,ij->i", normal, normal)
+    height = np.einsum("ij,ij->i", normal, points - a)
+    inside = norm2 > TOL.relative * np.einsum("ij,ij->i", b - a, b - a) ** 2
+    for u, v in ((a, b), (b, c), (c, a)):  # on the inner side of every edge
+        inside &= np.einsum("ij,ij->i", np.cross(v - u, points - u), normal) >= 0
+    edges = np.full(len(points), np.inf)
+    for u, v in ((a, b), (b, c), (c, a)):
+        d = v - u
+        t = np.clip(np.einsum("ij,ij->i", points - u, d) / np.maximum(np.einsum("ij,ij->i", d, d), TOL.tiny), 0, 1)
+        edges = np.minimum(edges, np.linalg.norm(points - u - t[:, None] * d, axis=1))
+    return np.where(inside, np.abs(height) / np.sqrt(np.maximum(norm2, TOL.tiny)), edges)
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:

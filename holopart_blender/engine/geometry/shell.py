@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...core.meshmath import face_areas, face_cross, face_normals, unit
+from ...core.meshmath import face_areas, face_cross, face_normals, point_triangle_distance, unit
 from .capping import boundary_edges
 from ...core.sampling import sample_surface
 
@@ -33,10 +33,12 @@ class Walls:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray):
         self.points, owner = sample_surface(vertices, faces, SAMPLES, np.random.default_rng(0))
         self.normals = face_normals(vertices, faces)[owner]
+        self._vertices, self._faces, self._owner = vertices, faces, owner
         self.spacing = np.sqrt(float(face_areas(vertices, faces).sum()) / SAMPLES)
         used = vertices[np.unique(faces)]
         self.size = float(np.linalg.norm(np.ptp(used, axis=0)))
         self._backs: dict[int, tuple[np.ndarray, cKDTree]] = {}  # per direction bucket, built on first use
+        self._corners: tuple | None = None  # trees of the samples and vertices, the vertices' faces: ``away``
         self.depth = self.behind(self.points, self.normals)
 
     def behind(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -81,9 +83,29 @@ class Walls:
         return float(np.mean(self.depth <= 4 * thickness))
 
     def away(self, points: np.ndarray, distance: float) -> float:
-        """The share of ``points`` farther than ``distance`` from the surface (at least two sample spacings)."""
-        far, _ = cKDTree(self.points).query(points, distance_upper_bound=max(distance, 2 * self.spacing))
-        return float(np.mean(~np.isfinite(far)))
+        """The share of ``points`` farther than ``distance`` from the surface itself, not from its samples:
+        from the faces that a point's 8 nearest samples lie on (large faces) and those around its 4 nearest
+        vertices (small faces, which may hold no sample)."""
+        if self._corners is None:
+            used = np.unique(self._faces)
+            corner = np.argsort(self._faces.ravel(), kind="stable")  # the faces' corners, vertex by vertex
+            first = np.searchsorted(self._faces.ravel()[corner], used)
+            self._corners = (cKDTree(self.points), cKDTree(self._vertices[used]), corner, first,
+                             np.diff(first, append=len(corner)))
+        samples, vertices, corner, first, count = self._corners
+        k = min(8, len(self.points))
+        _, nearest = samples.query(points, k=k)
+        point, face = [np.repeat(np.arange(len(points)), k)], [self._owner[nearest.reshape(-1)]]
+        k = min(4, len(first))
+        _, nearest = vertices.query(points, k=k)
+        nearest = nearest.reshape(-1)
+        n = count[nearest]
+        point.append(np.repeat(np.repeat(np.arange(len(points)), k), n))
+        face.append(corner[np.repeat(first[nearest] - np.cumsum(n) + n, n) + np.arange(int(n.sum()))] // 3)
+        point, face = np.concatenate(point), np.concatenate(face)
+        near = np.zeros(len(points), bool)
+        near[point[point_triangle_distance(points[point], self._vertices[self._faces[face]]) <= distance]] = True
+        return float(np.mean(~near))
 
 
 def solidify(vertices: np.ndarray, faces: np.ndarray, thickness: float,
