@@ -603,3 +603,4 @@ def test_a_lid_is_measured_on_the_walls_not_on_their_samples(thin_tasks, monkeyp
     assert shares[1] == pytest.approx(shares[0], abs=0.01), shares
     every = [point_triangle_distance(np.repeat(p[None], len(faces), 0), vertices[faces]).min() for p in points[:200]]
     assert walls.away(points[:200], 2 * walls.thickness()) == np.mean(np.array(every) > 2 * walls.thickness())
+    assert walls.away(walls.points[:100], 2 * walls.thickness()) == 0.0  # on the walls: nothing left to measure

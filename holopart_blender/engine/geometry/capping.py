@@ -28,7 +28,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ...core.meshmath import TOL, edge_key, face_areas, triangle_areas, triangle_cross, unit
-from .topology import components, edges
+from .topology import components, edges, index_ranges
 
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
@@ -296,7 +296,7 @@ def _bands(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
     # ... and each rim's vertices lie at least their distance to the other rim's ball from it.
     width = [np.zeros(len(a)), np.zeros(len(a))]
     for side, (mine, other) in enumerate(((a, b), (b, a))):
-        rows = _ranges(holes.rim_start[mine], holes.rim_start[mine + 1])
+        rows = index_ranges(holes.rim_start[mine], holes.rim_start[mine + 1])
         pair = np.repeat(np.arange(len(a)), size[mine])
         far = np.maximum(np.linalg.norm(points[rows] - holes.centre[other[pair]], axis=1) - radius[other[pair]], 0.0)
         width[side] = np.bincount(pair, far, len(a)) / size[mine]
@@ -340,12 +340,6 @@ def _rim_corners(faces: np.ndarray, rim: np.ndarray, following: np.ndarray, n: i
     face_edge = order[np.searchsorted(keys[order], rim_keys)]
     sort = np.argsort(rim_keys)
     return rim_keys[sort], faces[:, [2, 0, 1]].reshape(-1)[face_edge[sort]]
-
-
-def _ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """The indices ``start[k]:stop[k]`` for every k, one after the other."""
-    sizes = stop - start
-    return np.repeat(start - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(int(sizes.sum()))
 
 
 def _fold(vertices: np.ndarray, added: np.ndarray, rim: tuple[np.ndarray, np.ndarray]) -> float:

@@ -16,6 +16,7 @@ from scipy.spatial import cKDTree
 
 from ...core.meshmath import face_areas, face_cross, face_normals, point_triangle_distance, unit
 from .capping import boundary_edges
+from .topology import index_ranges
 from ...core.sampling import sample_surface
 
 SAMPLES = 20_000  # about this many surface samples measure a part's walls
@@ -38,7 +39,7 @@ class Walls:
         used = vertices[np.unique(faces)]
         self.size = float(np.linalg.norm(np.ptp(used, axis=0)))
         self._backs: dict[int, tuple[np.ndarray, cKDTree]] = {}  # per direction bucket, built on first use
-        self._corners: tuple | None = None  # trees of the samples and vertices, the vertices' faces: ``away``
+        self._faces_of: tuple | None = None  # trees of the samples and vertices, the vertices' faces: ``away``
         self.depth = self.behind(self.points, self.normals)
 
     def behind(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -83,27 +84,33 @@ class Walls:
         return float(np.mean(self.depth <= 4 * thickness))
 
     def away(self, points: np.ndarray, distance: float) -> float:
-        """The share of ``points`` farther than ``distance`` from the surface itself, not from its samples:
-        from the faces that a point's 8 nearest samples lie on (large faces) and those around its 4 nearest
-        vertices (small faces, which may hold no sample)."""
-        if self._corners is None:
+        """The share of ``points`` farther than ``distance`` from the surface itself, not from its samples.
+
+        A point within ``distance`` of a sample or a vertex is near, and one farther than that plus the
+        longest edge from every vertex is far. Any other is measured against the faces that its 8 nearest
+        samples lie on (large faces) and those around its 4 nearest vertices (small faces, which may hold
+        no sample)."""
+        if self._faces_of is None:
             used = np.unique(self._faces)
             corner = np.argsort(self._faces.ravel(), kind="stable")  # the faces' corners, vertex by vertex
             first = np.searchsorted(self._faces.ravel()[corner], used)
-            self._corners = (cKDTree(self.points), cKDTree(self._vertices[used]), corner, first,
-                             np.diff(first, append=len(corner)))
-        samples, vertices, corner, first, count = self._corners
-        k = min(8, len(self.points))
-        _, nearest = samples.query(points, k=k)
-        point, face = [np.repeat(np.arange(len(points)), k)], [self._owner[nearest.reshape(-1)]]
+            corners = self._vertices[self._faces]
+            reach = float(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).max())
+            self._faces_of = (cKDTree(self.points), cKDTree(self._vertices[used]), corner // 3, first,
+                              np.r_[first[1:], len(corner)], reach)
+        samples, vertices, face_of_corner, first, last, reach = self._faces_of
+        near = samples.query(points, distance_upper_bound=distance)[0] <= distance
+        near[~near] = vertices.query(points[~near], distance_upper_bound=distance)[0] <= distance
+        todo = np.flatnonzero(~near)
+        todo = todo[vertices.query(points[todo], distance_upper_bound=distance + reach)[0] <= distance + reach]
+        if len(todo) == 0:
+            return float(np.mean(~near))
+        sample = samples.query(points[todo], k=min(8, len(self.points)))[1].reshape(len(todo), -1)
         k = min(4, len(first))
-        _, nearest = vertices.query(points, k=k)
-        nearest = nearest.reshape(-1)
-        n = count[nearest]
-        point.append(np.repeat(np.repeat(np.arange(len(points)), k), n))
-        face.append(corner[np.repeat(first[nearest] - np.cumsum(n) + n, n) + np.arange(int(n.sum()))] // 3)
-        point, face = np.concatenate(point), np.concatenate(face)
-        near = np.zeros(len(points), bool)
+        vertex = vertices.query(points[todo], k=k)[1].reshape(-1)
+        point = np.concatenate([np.repeat(todo, sample.shape[1]),
+                                np.repeat(np.repeat(todo, k), last[vertex] - first[vertex])])
+        face = np.concatenate([self._owner[sample.ravel()], face_of_corner[index_ranges(first[vertex], last[vertex])]])
         near[point[point_triangle_distance(points[point], self._vertices[self._faces[face]]) <= distance]] = True
         return float(np.mean(~near))
 

@@ -45,6 +45,12 @@ def position_index(vertices: np.ndarray) -> np.ndarray:
     return index
 
 
+def index_ranges(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The indices ``start[k]:stop[k]`` for every k, one after the other."""
+    sizes = stop - start
+    return np.repeat(start - np.r_[0, np.cumsum(sizes)[:-1]], sizes) + np.arange(int(sizes.sum()))
+
+
 def edges(faces: np.ndarray) -> np.ndarray:
     """Directed half-edges (3F, 2): face f contributes rows 3f, 3f+1, 3f+2 = (a,b), (b,c), (c,a)."""
     return faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
