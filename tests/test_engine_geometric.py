@@ -501,12 +501,16 @@ def _chamfer(part, task, name) -> tuple[float, float]:
     return scores[0]["chamfer"], scores[1]["chamfer"]
 
 
-def test_a_bent_open_sheet_never_becomes_a_box(thin_tasks):
+@pytest.mark.parametrize("views", [64, 128])
+def test_a_bent_open_sheet_never_becomes_a_box(views, thin_tasks, benchmark_dir, tmp_path):
     # The husky's top plate is bent sheet metal seen from above: its caps would be inside out (negative
     # volume) and its hull a lidded box. Both are turned down with a note, and it stays the sheet it is.
-    task = thin_tasks["husky"]
+    # Seen from 128 directions its hull along the caps has a positive volume (a box 0.0216 from the truth
+    # against the sheet's 0.0058): it is not tried over caps that are inside out.
+    task = thin_tasks["husky"] if views == 64 else build_task(benchmark_dir / "husky.glb", tmp_path, views)
     plate = {p.name: p for p in complete(task.job).parts}["top_plate_link"]
     assert any("not closed by its caps: its volume would not be positive" in note for note in plate.notes), plate.notes
+    assert any("not closed by its hull along: its caps are inside out" in note for note in plate.notes), plate.notes
     assert "left open" in plate.notes[0] and not plate.watertight
     label = task.part_names.index("top_plate_link")
     assert len(plate.faces) == plate.source_faces == int((task.job.face_labels == label).sum())

@@ -21,7 +21,8 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
    nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the
    whole object is solid behind the hull (rays into it meet the visible surface from behind,
    ``geometry.inside``): a plank's flat underside where a wheel runs into it, not a cap following the
-   wheel's curve; an open gap between two prongs stays open. Such a part keeps its caps instead when its
+   wheel's curve; an open gap between two prongs stays open. Never over caps that are inside out: what is
+   seen is then a bent sheet from outside, which a hull would make a box. Such a part keeps its caps when its
    hull would put over ``OVERLAP`` (5%) more of its inside into the other parts than the caps do (checked
    on a coarse grid): the space behind it belongs to a neighbour, as a drawer's tray's does to its carcass.
 4. A part with thin walls (sheet metal, a casing, a drawer's tray, an open cabinet: the back of its wall is
@@ -294,6 +295,11 @@ class GeometricCompletion(CompletionEngine):
             if hull is not None and hull[2]:
                 candidates.append(_Candidate("hull", hull[0], hull[1], f"{kept}; convex as far as it is seen, "
                                              "completed to its convex hull"))
+            elif hull is not None and signed_volume(capped.vertices, capped.faces) <= 0:
+                # Caps inside out: the visible surface is seen from the side that a closure over its rims
+                # would fill (a bent sheet seen from outside), so a hull along it would make it a box.
+                part.rejected.append("not closed by its hull along: its caps are inside out, so what is seen "
+                                     "is a sheet from the side a closure would fill, not the outside of a solid")
             elif hull is not None:
                 candidates.append(_Candidate("hull along", hull[0], hull[1], f"{capped.note}, along its convex "
                                              "hull where the object is solid behind it"))
