@@ -132,6 +132,16 @@ def test_the_part_count_has_no_cap():
     assert len(np.unique(api.segment(Mesh(vertices, faces), "auto"))) == 17  # 12 was the old cap
 
 
+def test_a_change_of_thickness_at_a_shallow_crease_separates_parts(benchmark_dir):
+    # laikago's legs: hip, thigh and calf meet at creases too shallow to cut on their own (25-50% of each
+    # boundary), but the links differ in thickness there. Without the cue every leg stays one segment.
+    job = build_remesh_task(benchmark_dir / "laikago.glb", resolution=REMESH_RESOLUTION).job
+    with_cue = api.segment(job.mesh, "auto")
+    without = api.segment(job.mesh, "auto", {"thickness_jump": 0.0})
+    assert _miou(without, job) < 0.36 and _miou(with_cue, job) > 0.40
+    assert len(np.unique(with_cue)) > len(np.unique(without))
+
+
 def test_spectral_respects_max_parts(remesh):
     labels = api.segment(remesh("lamp").mesh, "spectral", {"max_parts": 2})
     assert len(np.unique(labels)) == 2

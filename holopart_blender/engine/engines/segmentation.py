@@ -4,8 +4,8 @@
   normal seams); pieces under ``min_area`` of the surface join the nearest larger piece. Artist meshes are
   usually modelled part by part, so this recovers the real parts exactly.
 - ``materials``: one part per material slot (the mesh's per-face material index).
-- ``spectral``: spectral cuts along concave creases for one-piece meshes (scans, generated models,
-  remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
+- ``spectral``: spectral cuts along concave creases, shallow ones counted where the thickness changes, for
+  one-piece meshes (scans, generated models, remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
 - ``auto``: loose parts when the mesh has two or more significant pieces, else spectral.
 - ``seeded``: grows the labels the artist marked on a few faces (the job's face labels, -1 = unmarked) over
   the whole mesh along concave creases and changes of thickness: a random walker on the face graph, see
@@ -36,6 +36,8 @@ SPECTRAL_SETTINGS = (
     Setting("max_parts", int, 0, "the most parts the automatic choice may return; 0: no limit (the creases decide)",
             minimum=0, maximum=256),
     Setting("seed", int, 0, "seed of the eigensolver's start vector (same seed, same labels)", minimum=0),
+    Setting("thickness_jump", float, 0.3, "a concave edge between pieces whose thickness differs by more than this "
+            "(in log: 0.3 = 35%) counts as a crease; 0 ignores thickness", minimum=0.0, maximum=5.0),
 )
 
 
@@ -80,7 +82,8 @@ class SpectralSegmentation(SegmentationEngine):
     def segment(self, mesh: Mesh, progress: Progress) -> np.ndarray:
         s = self.settings
         return _on_usable_faces(mesh, lambda v, f: segment_parts(
-            v, f, num_parts=s["num_parts"], max_parts=s["max_parts"], seed=s["seed"], progress=progress))
+            v, f, num_parts=s["num_parts"], max_parts=s["max_parts"], seed=s["seed"],
+            thickness_jump=s["thickness_jump"], progress=progress))
 
 
 class AutoSegmentation(SegmentationEngine):
@@ -95,7 +98,7 @@ class AutoSegmentation(SegmentationEngine):
         if labels.max() >= 1:
             progress(1.0, f"{labels.max() + 1} loose parts")
             return labels
-        return SpectralSegmentation({k: s[k] for k in ("num_parts", "max_parts", "seed")}).segment(
+        return SpectralSegmentation({k: s[k] for k in ("num_parts", "max_parts", "seed", "thickness_jump")}).segment(
             mesh, progress.span(0.1, 1.0))
 
 

@@ -12,7 +12,11 @@ parts there are:
    patches rather than inside one; the graph stays small whatever the face count.
 3. Patch graph: neighbouring patches are linked with weight = shared edge length x exp(-bend / sigma), where
    bend = 1 - cos(angle between the patches' mean normals), damped by ``convex_weight`` on convex links.
-   A link's crease length is its edge length x (1 - exp(-bend / crease_scale)) when concave, else 0.
+   A link's crease length is its edge length x (1 - exp(-bend / crease_scale)) when concave, else 0. Parts
+   also change thickness where they meet (a robot's thigh and calf, a chair's leg under its seat), often
+   with a crease too shallow to count: a concave link whose two patches' median local thickness
+   (``thickness.py``) differs by more than a factor exp(``thickness_jump``) counts as crease along its whole
+   length (``thickness_jump`` 0: thickness is ignored).
 4. Cuts: for every segment (at first, every connected piece), the level sets of its ``sweeps`` leading
    non-trivial eigenvectors of the normalised Laplacian are scanned for the cut of lowest conductance
    (cut weight over the smaller side's volume) that leaves at least ``min_fraction`` of the area on each side
@@ -34,6 +38,7 @@ from scipy import linalg as scipy_linalg, sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from ...core.meshmath import TOL, compact_labels, edge_key, face_areas, face_normals
+from .thickness import face_thickness
 from .topology import components, face_adjacency, face_components, weld
 
 
@@ -51,7 +56,7 @@ class _Graph(NamedTuple):
 def segment_parts(vertices: np.ndarray, faces: np.ndarray, num_parts: int = 0, max_parts: int = 0,
                   patches: int = 1500, convex_weight: float = 0.3, sigma: float = 0.1, crease_scale: float = 0.1,
                   crease_fraction: float = 0.65, sweeps: int = 3, min_fraction: float = 0.01, seed: int = 0,
-                  progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+                  thickness_jump: float = 0.3, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """One part label (0..k-1, by decreasing area) per face.
 
     ``num_parts`` > 0 asks for exactly that many parts (more when the mesh has more separate pieces, fewer
@@ -68,6 +73,11 @@ def segment_parts(vertices: np.ndarray, faces: np.ndarray, num_parts: int = 0, m
     progress(0.1, "grouping faces into patches")
     patch = _patches(centre, area, normal, pairs, patches)
     graph = _patch_graph(patch, pairs, length, normal, centre, area, convex_weight, sigma, crease_scale)
+    if thickness_jump:
+        progress(0.15, "measuring thickness")
+        thick = _patch_median(patch, np.log(face_thickness(vertices, faces, normal)), area)
+        jump = (graph.crease > 0) & (np.abs(thick[graph.a] - thick[graph.b]) > thickness_jump)
+        graph = graph._replace(crease=np.where(jump, graph.length, graph.crease))
     n = len(graph.area)
     labels = components(n, np.stack([graph.a, graph.b], 1))
     limit = int(num_parts) if num_parts else int(max_parts) or len(graph.area)
@@ -117,6 +127,16 @@ def _patches(centre, area, normal, pairs, target) -> np.ndarray:
     _, cell_id = np.unique(np.c_[cell, direction], axis=0, return_inverse=True)
     cell_id = cell_id.reshape(-1)
     return components(n, pairs[cell_id[pairs[:, 0]] == cell_id[pairs[:, 1]]])
+
+
+def _patch_median(patch, value, area) -> np.ndarray:
+    """Per patch, the area-weighted median of a per-face ``value`` (faces of positive area)."""
+    order = np.lexsort((value, patch))
+    cumulative = np.cumsum(area[order])
+    patch_area = np.bincount(patch, area)
+    before = np.cumsum(patch_area) - patch_area
+    middle = np.searchsorted(cumulative, before + 0.5 * patch_area)
+    return value[order[np.minimum(middle, len(order) - 1)]]
 
 
 def _patch_graph(patch, pairs, length, normal, centre, area, convex_weight, sigma, crease_scale) -> _Graph:
