@@ -5,7 +5,8 @@
   usually modelled part by part, so this recovers the real parts exactly.
 - ``materials``: one part per material slot (the mesh's per-face material index).
 - ``spectral``: spectral cuts along concave creases, shallow ones counted where the thickness changes, for
-  one-piece meshes (scans, generated models, remeshes): see ``geometry/spectral.py`` for the method. Deterministic for a given ``seed``.
+  one-piece meshes (scans, generated models, remeshes): see ``geometry/spectral.py`` for the method.
+  Deterministic for a given ``seed``.
 - ``auto``: loose parts when the mesh has two or more significant pieces, else spectral.
 - ``seeded``: grows the labels the artist marked on a few faces (the job's face labels, -1 = unmarked) over
   the whole mesh along concave creases and changes of thickness: a random walker on the face graph, see
