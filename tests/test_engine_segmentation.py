@@ -133,8 +133,9 @@ def test_the_part_count_has_no_cap():
 
 
 def test_a_change_of_thickness_at_a_shallow_crease_separates_parts(benchmark_dir):
-    # laikago's legs: hip, thigh and calf meet at creases too shallow to cut on their own (25-50% of each
-    # boundary), but the links differ in thickness there. Without the cue every leg stays one segment.
+    # laikago's legs: hip, thigh and calf meet at creases too shallow to cut on their own (24-49% of each
+    # boundary on the 128-cell remesh), but the links differ in thickness there. Without the cue each leg's
+    # thigh and calf share a segment, and two legs are one segment whole; with it every hip comes apart.
     job = build_remesh_task(benchmark_dir / "laikago.glb", resolution=REMESH_RESOLUTION).job
     with_cue = api.segment(job.mesh, "auto")
     without = api.segment(job.mesh, "auto", {"thickness_jump": 0.0})

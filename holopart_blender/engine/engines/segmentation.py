@@ -99,7 +99,7 @@ class AutoSegmentation(SegmentationEngine):
         if labels.max() >= 1:
             progress(1.0, f"{labels.max() + 1} loose parts")
             return labels
-        return SpectralSegmentation({k: s[k] for k in ("num_parts", "max_parts", "seed", "thickness_jump")}).segment(
+        return SpectralSegmentation({x.name: s[x.name] for x in SPECTRAL_SETTINGS}).segment(
             mesh, progress.span(0.1, 1.0))
 
 
