@@ -13,12 +13,15 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
    a planar rim gives a flat cut, which is what a contact between two parts is, and a crooked one is
    stitched shut along itself. Two rims around one hidden band (a flanged ring's hidden underside, a
    tube's hidden middle) are joined by a band where that has less area than their two caps.
-3. A part whose visible surface lies on its own convex hull (``convex``: within that share of the hull's
-   width; ``geometry.convex``) is completed to the hull instead, so an axle seen at both ends of its wheel
-   comes back as one rod rather than two stubs. Where what is seen of it lies on both sides of another
-   part, the rod runs through that part, as the benchmark's ground truth does there (its generated car's
-   axles lie 67-68% inside their wheels, ours too). Where all its rims lie in one plane, the hull adds
-   nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the
+3. A part whose visible surface lies on one sphere and is seen past its widest circle, the rest of the
+   sphere hidden inside the object (a robot's head on its body, a foot in its leg), is completed to the
+   whole sphere (``geometry.sphere``): a flat cut across its rim would end it where nothing seen says it
+   ends. Otherwise, a part whose visible surface lies on its own convex hull (``convex``: within that
+   share of the hull's width; ``geometry.convex``; 0 turns the sphere off too) is completed to the hull
+   instead, so an axle seen at both ends of its wheel comes back as one rod rather than two stubs. Where
+   what is seen of it lies on both sides of another part, the rod runs through that part, as the
+   benchmark's ground truth does there (its generated car's axles lie 67-68% inside their wheels, ours
+   too). Where all its rims lie in one plane, the hull adds nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the
    whole object is solid behind the hull (rays into it meet the visible surface from behind,
    ``geometry.inside``): a plank's flat underside where a wheel runs into it, not a cap following the
    wheel's curve; an open gap between two prongs stays open. Never over caps that are inside out: what is
@@ -61,6 +64,7 @@ from ..geometry.inside import SurfaceGrid
 from ..geometry.occupancy import CellGrid, face_samples, voxel_solid
 from ..geometry.patches import split_manifold
 from ..geometry.shell import Walls, solidify
+from ..geometry.sphere import sphere_completion
 from ..geometry.topology import face_components, is_closed, is_watertight, position_index, signed_volume, weld
 from ...core.meshmath import TOL, face_areas
 from ...core.sampling import sample_surface
@@ -90,7 +94,7 @@ def _share(coverage: np.ndarray) -> float:
 class _Candidate:
     """One way of closing a part: its surface (the visible faces first) and what was done, for the notes."""
 
-    kind: str  # "closed" (already), "hull", "hull along", "caps", "shell" or "visible"
+    kind: str  # "closed" (already), "sphere", "hull", "hull along", "caps", "shell" or "visible"
     vertices: np.ndarray
     faces: np.ndarray
     note: str
@@ -149,9 +153,9 @@ class _Checks:
     def fault(self, part: _Part, candidate: _Candidate, visible_area: float, pieces: int) -> str | None:
         """Why the closure may not be returned, or None: it must be closed with a positive volume, have no
         more bodies than the visible surface has pieces and none without visible faces, add at most
-        ``MAX_ADDED`` x the visible area (a whole hull and a shell are exempt: their shape justifies them),
-        and enclose at most ``ENCLOSED`` x that area of other parts' visible surface. ``visible_area`` and
-        ``pieces`` (the visible surface's connected pieces) are the part's."""
+        ``MAX_ADDED`` x the visible area (a whole hull, a sphere and a shell are exempt: their shape
+        justifies them), and enclose at most ``ENCLOSED`` x that area of other parts' visible surface.
+        ``visible_area`` and ``pieces`` (the visible surface's connected pieces) are the part's."""
         vertices, faces = candidate.vertices, candidate.faces
         if not is_closed(faces):
             return "it would not be closed"
@@ -203,8 +207,8 @@ class GeometricCompletion(CompletionEngine):
         Setting("convex", float, 0.03,
                 "complete a part whose visible surface lies on its convex hull (a wheel, an axle, a knob) to "
                 "that hull, and close other parts along their hull where the object is solid behind it: how "
-                "far the surface may dip below the hull, as a share of its width (0 = never; every hole gets "
-                "its own cap)", minimum=0.0, maximum=0.5),
+                "far the surface may dip below the hull, as a share of its width (0 = never, and no part is "
+                "completed to a whole sphere either; every hole gets its own cap)", minimum=0.0, maximum=0.5),
         Setting("thickness", float, 0.0,
                 "wall thickness (object units) given to a part that is a single sheet with no thickness of "
                 "its own, which caps cannot close (0 = it stays a sheet)", minimum=0.0),
@@ -291,6 +295,11 @@ class GeometricCompletion(CompletionEngine):
         thin = 0 < thickness <= THIN * walls.size and walls.two_sided(thickness) >= TWO_SIDED
         part.sheet = float(np.mean(np.isfinite(walls.depth))) <= SHEET
         if self.settings["convex"] > 0:
+            sphere = sphere_completion(part.vertices, part.faces, part.holes, solid)
+            if sphere is not None:
+                candidates.append(_Candidate("sphere", sphere[0], sphere[1], f"{kept}; part of a sphere (radius "
+                                             f"{sphere[2]:.3g}) seen past its widest circle, completed to the "
+                                             "whole sphere"))
             hull = convex_completion(part.vertices, part.faces, part.holes, self.settings["convex"], solid)
             if hull is not None and hull[2]:
                 candidates.append(_Candidate("hull", hull[0], hull[1], f"{kept}; convex as far as it is seen, "
