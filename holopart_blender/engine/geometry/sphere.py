@@ -76,8 +76,8 @@ def sphere_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
         return None
     points, _ = sample_surface(vertices, faces, _SAMPLES, np.random.default_rng(0))
     centre, radius, residual = fit_sphere(points)
-    if residual > FIT:
-        return None
+    if residual > FIT or float(np.ptp(points, axis=0).max()) < 1.6 * radius:
+        return None  # not on a sphere, or not across its width (a widest circle spans 1.63 r on some axis)
     rim = vertices[holes.rim]
     edge = float(np.median(np.linalg.norm(rim - vertices[np.r_[holes.rim[1:], holes.rim[:1]]], axis=1)))
     level = int(np.clip(np.ceil(np.log2(1.05 * radius / max(edge, 1e-12))), 1, _MAX_LEVEL))
