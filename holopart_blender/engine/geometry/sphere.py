@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 
 from ...core.meshmath import edge_key, face_areas, triangle_cross
 from ...core.sampling import sample_surface
-from .capping import Holes, close_holes, find_holes
+from .capping import Holes, boundary_edges, close_holes, find_holes
 from .convex import SOLID_SHARE
 from .inside import SurfaceGrid
 from .topology import face_adjacency, components
@@ -28,6 +28,7 @@ FIT = 0.005  # the visible surface lies on the sphere: 90% of it within this sha
 PAST = 0.05  # the rim around each hidden region reaches this share of the radius past the centre
 _SAMPLES = 20_000  # area-weighted points that fit the sphere and find what it hides
 _MAX_LEVEL = 6  # geodesic subdivisions at most (81,920 faces on the whole sphere)
+_UNPINCH = 4  # rounds of dropping faces where hidden regions touch at a corner
 
 
 def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -87,6 +88,14 @@ def sphere_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
     gap = max(2.0 * step, 2.0 * edge)
     distance, _ = cKDTree(points).query(ball[sphere].mean(1), distance_upper_bound=gap)
     hidden = np.flatnonzero(~np.isfinite(distance))
+    # Faces at a corner where two hidden regions touch are dropped, so each region's rim is one loop.
+    for _ in range(_UNPINCH):
+        pinched = np.bincount(boundary_edges(sphere[hidden]).ravel(), minlength=len(unit)) > 2
+        if not pinched.any():
+            break
+        hidden = hidden[~pinched[sphere[hidden]].any(1)]
+    else:
+        return None
     if len(hidden) == 0:
         return None
     pairs, _ = face_adjacency(sphere[hidden])
