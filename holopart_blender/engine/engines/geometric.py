@@ -13,21 +13,21 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
    a planar rim gives a flat cut, which is what a contact between two parts is, and a crooked one is
    stitched shut along itself. Two rims around one hidden band (a flanged ring's hidden underside, a
    tube's hidden middle) are joined by a band where that has less area than their two caps.
-3. A part whose visible surface lies on one sphere and is seen past its widest circle, the rest of the
-   sphere hidden inside the object (a robot's head on its body, a foot in its leg), is completed to the
-   whole sphere (``geometry.sphere``): a flat cut across its rim would end it where nothing seen says it
-   ends. Otherwise, a part whose visible surface lies on its own convex hull (``convex``: within that
-   share of the hull's width; ``geometry.convex``; 0 turns the sphere off too) is completed to the hull
-   instead, so an axle seen at both ends of its wheel comes back as one rod rather than two stubs. Where
-   what is seen of it lies on both sides of another part, the rod runs through that part, as the
-   benchmark's ground truth does there (its generated car's axles lie 67-68% inside their wheels, ours
-   too). Where all its rims lie in one plane, the hull adds nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the
-   whole object is solid behind the hull (rays into it meet the visible surface from behind,
-   ``geometry.inside``): a plank's flat underside where a wheel runs into it, not a cap following the
-   wheel's curve; an open gap between two prongs stays open. Never over caps that are inside out: what is
-   seen is then a bent sheet from outside, which a hull would make a box. Such a part keeps its caps when its
-   hull would put over ``OVERLAP`` (5%) more of its inside into the other parts than the caps do (checked
-   on a coarse grid): the space behind it belongs to a neighbour, as a drawer's tray's does to its carcass.
+3. A part whose visible surface lies on one sphere and is seen past its widest circle, the rest of the sphere
+   hidden inside the object (a robot's head on its body, a foot in its leg), is completed to the whole sphere
+   (``geometry.sphere``): a flat cut across its rim would end it where nothing seen says it ends. Otherwise, a
+   part whose visible surface lies on its own convex hull (``convex``: within that share of the hull's width;
+   ``geometry.convex``; 0 turns the sphere off too) is completed to the hull instead, so an axle seen at both
+   ends of its wheel comes back as one rod rather than two stubs. Where what is seen of it lies on both sides
+   of another part, the rod runs through that part, as the benchmark's ground truth does there (its generated
+   car's axles lie 67-68% inside their wheels, ours too). Where all its rims lie in one plane, the hull adds
+   nothing to their flat caps. Any other part is closed along its hull too, piece by piece, where the whole
+   object is solid behind the hull (rays into it meet the visible surface from behind, ``geometry.inside``): a
+   plank's flat underside where a wheel runs into it, not a cap following the wheel's curve; an open gap
+   between two prongs stays open. Never over caps that are inside out: what is seen is then a bent sheet from
+   outside, which a hull would make a box. Such a part keeps its caps when its hull would put over ``OVERLAP``
+   (5%) more of its inside into the other parts than the caps do (checked on a coarse grid): the space behind
+   it belongs to a neighbour, as a drawer's tray's does to its carcass.
 4. A part with thin walls (sheet metal, a casing, a drawer's tray, an open cabinet: the back of its wall is
    seen within four times its thickness over ``TWO_SIDED`` of its surface, and that thickness is at most
    ``THIN`` of its size; ``geometry.shell``) is never closed by anything that strays from its walls: a hull

@@ -86,7 +86,8 @@ def sphere_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
     ball = centre + radius * unit
     step = 1.05 * radius / 2 ** level  # the sphere's edge length
     gap = max(2.0 * step, 2.0 * edge)
-    distance, _ = cKDTree(points).query(ball[sphere].mean(1), distance_upper_bound=gap)
+    face_centre = ball[sphere].mean(1)
+    distance, _ = cKDTree(points).query(face_centre, distance_upper_bound=gap)
     hidden = np.flatnonzero(~np.isfinite(distance))
     # Faces at a corner where two hidden regions touch are dropped, so each region's rim is one loop.
     for _ in range(_UNPINCH):
@@ -108,9 +109,8 @@ def sphere_completion(vertices: np.ndarray, faces: np.ndarray, holes: Holes,
         near = cKDTree(centre + radius * direction).query(rim, distance_upper_bound=gap + 2.0 * step)[0]
         if not np.isfinite(near).any() or float(np.max((rim[np.isfinite(near)] - centre) @ axis)) < PAST * radius:
             return None  # a hemisphere or more hidden: nothing seen says the sphere goes on
-    centres = ball[sphere[hidden]].mean(1)
-    outward = unit[sphere[hidden]].mean(1)
-    if solid.inside(centres, outward / np.linalg.norm(outward, axis=1, keepdims=True)).mean() < SOLID_SHARE:
+    outward = face_centre[hidden] - centre
+    if solid.inside(face_centre[hidden], outward / np.linalg.norm(outward, axis=1, keepdims=True)).mean() < SOLID_SHARE:
         return None
     # Wind the sphere like the patch: outwards when the patch faces away from the centre.
     added = sphere[hidden]
