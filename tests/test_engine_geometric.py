@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -10,7 +11,8 @@ import trimesh
 
 from holopart_blender.engine import api, meshfiles
 from holopart_blender.wire.request import JobRequest
-from holopart_blender.core.errors import InputError
+from holopart_blender.core.errors import Cancelled, InputError
+from holopart_blender.engine.engines import geometric
 from holopart_blender.engine.geometry import capping, convex
 from holopart_blender.engine.geometry.capping import close_holes, find_holes
 from holopart_blender.engine.geometry.inside import SurfaceGrid
@@ -20,6 +22,7 @@ from holopart_blender.engine.geometry.shell import Walls
 from holopart_blender.engine.geometry.topology import is_closed, signed_volume, weld
 from holopart_blender.core.meshmath import point_triangle_distance
 from holopart_blender.core.partjob import Mesh, PartJob
+from holopart_blender.core.progress import Progress
 from holopart_blender.core.sampling import sample_surface
 from devtools.evaluation.metrics import penetration, score_part
 from devtools.evaluation.tasks import build_task
@@ -74,6 +77,35 @@ def test_results_are_deterministic(tasks):
         np.testing.assert_array_equal(a.faces, b.faces)
         np.testing.assert_array_equal(a.face_source, b.face_source)
         assert a.notes == b.notes
+
+
+def test_parts_closed_on_several_threads_come_back_as_on_one(tasks, monkeypatch):
+    job = tasks["bicycle"].job
+    monkeypatch.setattr(geometric, "THREADS", 1)
+    alone = complete(job)
+    monkeypatch.setattr(geometric, "THREADS", 3)
+    together = complete(job)
+    assert [p.label for p in together.parts] == [p.label for p in alone.parts] == sorted(job.labels)
+    for a, b in zip(alone.parts, together.parts):
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+        np.testing.assert_array_equal(a.faces, b.faces)
+        assert a.notes == b.notes and a.watertight == b.watertight
+
+
+def test_a_cancel_stops_the_parts_not_yet_started(monkeypatch):
+    vertices, faces = grid(41)
+    job = PartJob(Mesh(vertices, faces), (np.arange(len(faces)) // 100).astype(np.int32))  # 32 parts
+    started = []
+    real = geometric.find_holes
+    monkeypatch.setattr(geometric, "find_holes", lambda *args: started.append(1) or real(*args))
+    monkeypatch.setattr(geometric, "THREADS", 2)
+    cancel = threading.Event()
+    progress = Progress(lambda stage, fraction, message: cancel.set() if "(1/" in message else None, cancel)
+    engine = api.EngineSession().engine("completion", "geometric", {})
+    with pytest.raises(Cancelled):
+        engine.complete(job, job.labels, progress)
+    # The first part to end asks for the cancel; at most one more per thread may have started meanwhile.
+    assert 1 <= len(started) <= 4, len(started)
 
 
 def test_hidden_surface_is_recovered_where_the_segment_leaves_it_out(tasks):

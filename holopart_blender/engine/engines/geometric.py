@@ -47,12 +47,15 @@ is capped the same way), and ``watertight`` means closed, consistently oriented 
 cap does not look at the other parts: a crooked hole whose least-area surface passes through a neighbour
 makes the two overlap where no check above catches it.
 With ``keep_visible`` off, every part is rebuilt as a voxel solid instead (``geometry.occupancy``): closed,
-but remeshed. Results are deterministic: the surface samples that measure walls use a fixed seed.
+but remeshed. Parts are closed on up to ``THREADS`` threads at once, each on its own. Results are deterministic:
+the surface samples that measure walls use a fixed seed.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,6 +76,17 @@ from ...core.progress import Progress
 from .base import CompletionEngine, Setting
 
 
+def _threads() -> int:
+    """Parts closed at once: OMP_NUM_THREADS where it is set (Ray sets it to a task's CPUs), else one per
+    core this process may use, up to 4."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    if chosen.isdigit():
+        return max(1, int(chosen))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(4, cores)
+
+
+THREADS = _threads()
 OVERLAP = 0.05  # a hull completion may put at most this share more of a part inside its neighbours than caps
 OVERLAP_RESOLUTION = 64  # cells along the object's longest side for that check and the enclosure check
 MAX_ADDED = 1.5  # caps (or a partial hull) may add at most this much area per unit of visible area
@@ -192,6 +206,28 @@ def _away(walls: Walls, candidate: _Candidate, visible_faces: int, thickness: fl
     return walls.away(points, 2 * thickness)
 
 
+def _each(work, labels, progress: Progress, start: float, end: float, doing: str, job: PartJob) -> list:
+    """``work(label)`` for every label, on up to ``THREADS`` threads (the parts are independent, and numpy
+    lets go of the interpreter in its loops), results in label order. Progress is reported as each ends; a
+    cancel or an error stops the parts not yet started."""
+    labels = list(labels)
+
+    def run(label):
+        progress.check()
+        return work(label)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(THREADS, len(labels))))
+    try:
+        futures = {pool.submit(run, label): label for label in labels}
+        for done, future in enumerate(as_completed(futures), 1):
+            future.result()
+            progress(start + (end - start) * done / max(len(labels), 1),
+                     f"{doing} {job.part_name(futures[future])} ({done}/{len(labels)})")
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def _bodies(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Per face, its body: connected pieces of surface, corners at one position counting as one vertex."""
     return face_components(position_index(vertices)[faces], len(vertices))
@@ -227,31 +263,33 @@ class GeometricCompletion(CompletionEngine):
         welded = weld(mesh.vertices, mesh.faces, tolerance=0)  # bit-identical seams only
         # Every labelled part is built: the overlap check weighs a part's hull against all its neighbours.
         context = sorted(set(job.labels) | set(labels))
-        parts: dict[int, _Part] = {}
-        for i, label in enumerate(context):
-            progress(0.6 * i / max(len(context), 1), f"closing {job.part_name(label)} ({i + 1}/{len(context)})")
+        for label in labels:
+            if not ((job.face_labels == label) & usable).any():
+                raise InputError(f"part {job.part_name(label)}'s faces are all degenerate (zero area or "
+                                 "non-finite)", "fix the geometry (Mesh > Clean Up) or leave that part out")
+
+        def patch(label: int) -> _Part | None:
             t0 = time.perf_counter()
             face_index = np.flatnonzero((job.face_labels == label) & usable)
             if len(face_index) == 0:
-                if label in labels:
-                    raise InputError(f"part {job.part_name(label)}'s faces are all degenerate (zero area or "
-                                     "non-finite)", "fix the geometry (Mesh > Clean Up) or leave that part out")
-                continue
+                return None
             faces, vertex_of = split_manifold(welded[face_index])
             vertices = mesh.vertices[vertex_of]
-            parts[label] = _Part(label, face_index, vertices, faces, find_holes(vertices, faces),
-                                 time.perf_counter() - t0)
+            return _Part(label, face_index, vertices, faces, find_holes(vertices, faces), time.perf_counter() - t0)
+
+        parts = {part.label: part for part in _each(patch, context, progress, 0.0, 0.6, "closing", job) if part}
         progress(0.6, "checking closures against the object")
         checks = _Checks(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
-        solid = None  # the whole object's surface, for telling hidden space from empty space (built on first use)
-        for i, label in enumerate(labels):
-            progress(0.6 + 0.3 * i / max(len(labels), 1), f"choosing {job.part_name(label)}'s closure")
+        # The whole object's surface, for telling hidden space from empty space (built on first use).
+        solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
+
+        def choose(label: int) -> None:
             t0 = time.perf_counter()
             part = parts[label]
-            if len(part.holes) and self.settings["convex"] > 0 and solid is None:
-                solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
-            self._choose(part, checks, solid)
+            self._choose(part, checks, solid if self.settings["convex"] > 0 else None)
             part.seconds += time.perf_counter() - t0
+
+        _each(choose, labels, progress, 0.6, 0.9, "choosing the closure of", job)
         overlap_seconds = 0.0
         if any(part.chosen is not None and part.chosen.kind == "hull along" for part in parts.values()):
             progress(0.9, "checking overlaps")

@@ -15,6 +15,8 @@ decides.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ...core.meshmath import triangle_cross
@@ -37,6 +39,7 @@ class SurfaceGrid:
         self.size, self.cells = self.grid.size, self.grid.shape
         self._surface = (vertices, faces, groups)
         self.keys = None
+        self._building = threading.Lock()  # parts are checked on several threads
 
     def _build(self) -> None:
         vertices, faces, groups = self._surface
@@ -59,8 +62,9 @@ class SurfaceGrid:
     def inside(self, points: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Per ray (``points`` + t x unit ``directions``, from 1.5 voxels out): whether the first surface
         it meets faces away from it. A ray that meets nothing before it leaves the grid is outside."""
-        if self.keys is None:
-            self._build()
+        with self._building:
+            if self.keys is None:
+                self._build()
         points, directions = np.asarray(points, np.float64), np.asarray(directions, np.float64)
         return np.concatenate([self._march(points[i:i + _RAYS], directions[i:i + _RAYS])
                                for i in range(0, len(points), _RAYS)] or [np.zeros(0, bool)])
