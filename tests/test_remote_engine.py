@@ -91,7 +91,8 @@ def test_requests_without_the_token_or_with_a_wrong_one_are_refused(server, benc
         for wrong in ("", TOKEN[:-1], TOKEN + "x", "x" * len(TOKEN)):
             status, answer = call(server, path, token=wrong, body=data)
             assert (status, answer["kind"], answer["message"]) == (401, "unauthorized", "the access token is wrong")
-    assert call(server, "/v1/ping", token=TOKEN)[0] == 200
+    status, ping = call(server, "/v1/ping", token=TOKEN)
+    assert status == 200 and ping["max_body_bytes"] == MAX_BODY_MB * 1_000_000
     # With the token, what the local worker refuses is refused, and so are bodies over the limit.
     assert call(server, "/v1/jobs", TOKEN, b"not a zip")[1]["kind"] == "bad_input"
     status, answer = call(server, "/v1/jobs", TOKEN, job_body(tmp_path, benchmark_dir, request=JobRequest(

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..core.errors import EngineError, InputError
 from ..wire import jobfolder, protocol
+from ..wire.remote import too_large
 
 SERVER_SETTINGS = ("weights", "revision", "allow_network")  # the server's own files and network: --set only
 KEEP_FINISHED = 32  # finished jobs whose events and result stay available
@@ -154,7 +155,8 @@ class EngineServer:
         method = request.method
         try:
             if parts == ["v1", "ping"] and method == "GET":
-                return JSONResponse({"protocol": protocol.PROTOCOL_VERSION, "pid": os.getpid()})
+                return JSONResponse({"protocol": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
+                                     "max_body_bytes": self._max_body})
             if parts == ["v1", "engines"] and method == "GET":
                 return JSONResponse(await self._engines())
             if parts == ["v1", "jobs"] and method == "POST":
@@ -253,8 +255,7 @@ def _error(kind: str, message: str, hint: str) -> dict:
 
 
 def _too_large(limit: int) -> EngineError:
-    return EngineError(f"the job is larger than the server's limit of {limit / 1e6:g} MB",
-                       "decimate the mesh, or ask the server's owner to raise --max-body-mb", kind="too_large")
+    return EngineError(*too_large(limit), kind="too_large")
 
 
 def run_server(args) -> int:

@@ -58,6 +58,13 @@ class RemoteError(Exception):
         self.event = {"type": "error", "kind": kind, "message": message, "hint": hint}
 
 
+def too_large(limit: int) -> tuple[str, str]:
+    """The message and hint for a job over a server's body limit (``limit`` bytes), said alike by the client,
+    which checks before uploading, and by the server, which checks what arrives."""
+    return (f"the job is larger than the server's limit of {limit / 1e6:g} MB",
+            "decimate the mesh, or ask the server's owner to raise --max-body-mb")
+
+
 class RemoteClient(EventClient):
     def __init__(self, url: str, token: str, unreachable_after: float = UNREACHABLE_SECONDS):
         scheme = urllib.parse.urlsplit(url).scheme
@@ -121,6 +128,11 @@ class RemoteClient(EventClient):
 
         try:
             body = pack(folder, JOB_FILES)
+            # Checked here first: a server refusing a body on its length closes the connection while the body
+            # is still being sent, and the client would see a reset instead of its answer.
+            limit = self._call_json("GET", "/v1/ping").get("max_body_bytes")
+            if isinstance(limit, int) and len(body) > limit:
+                raise RemoteError("too_large", *too_large(limit))
             server = self._call_json("POST", "/v1/jobs", body, timeout=300.0)["id"]
             state["server"] = server
             if state["cancel"]:
