@@ -25,7 +25,7 @@ from holopart_blender.core.partjob import Mesh, PartJob
 from holopart_blender.core.progress import Progress
 from holopart_blender.core.sampling import sample_surface
 from devtools.evaluation.metrics import penetration, score_part
-from devtools.evaluation.tasks import build_task
+from devtools.evaluation.tasks import build_remesh_task, build_task
 from meshgen import L_OUTLINE, L_TRIANGLES, U_OUTLINE, U_TRIANGLES, grid, in_polygon, prism, rod, two_boxes
 
 
@@ -409,6 +409,39 @@ def test_a_bracket_hidden_where_a_wheel_runs_into_it_is_closed_along_its_hull():
     # The arm's flat bottom and sides come back exactly; least-area caps follow the wheel's curve instead.
     assert trimesh.Trimesh(ours.vertices, ours.faces).volume == pytest.approx(bracket.volume, rel=1e-9)
     assert trimesh.Trimesh(caps.vertices, caps.faces).volume < bracket.volume - 0.1
+
+
+def test_on_a_closed_object_a_hull_that_encloses_space_outside_it_is_turned_down():
+    # A one-piece U-shaped block: its hull encloses, beyond the block, the gap between its prongs, which a
+    # closed surface shows to be empty. A box inside the block's base adds nothing outside it.
+    block = prism(U_OUTLINE, U_TRIANGLES, edge=0.25)
+    labels = np.zeros(len(block.faces), np.int32)
+    candidate = lambda kind, mesh: geometric._Candidate(kind, mesh.vertices, np.asarray(mesh.faces), "")  # noqa: E731
+    base = trimesh.creation.box((2.8, 0.8, 0.8))
+    base.apply_translation((1.5, 0.5, 0.5))
+    core = trimesh.creation.box((1.0, 0.4, 0.4))
+    core.apply_translation((1.5, 0.5, 0.5))
+    closed = geometric._Checks(block.vertices, np.asarray(block.faces), labels, closed=True)
+    reason = closed.outside(candidate("hull", block.convex_hull), candidate("caps", block))
+    assert reason is not None and "beyond its caps would lie outside the object" in reason, reason
+    assert int(reason.split("%")[0]) >= 80, reason  # the gap's cells, but for those its walls pass through
+    assert closed.outside(candidate("hull along", base), candidate("caps", core)) is None
+    assert closed.outside(candidate("caps", block.convex_hull), candidate("caps", block)) is None  # caps: exempt
+    # Seen surface with gaps in it (the benchmark's visible faces) says nothing about what lies outside.
+    seen = geometric._Checks(block.vertices, np.asarray(block.faces), labels, closed=False)
+    assert seen.outside(candidate("hull", block.convex_hull), candidate("caps", block)) is None
+
+
+def test_a_one_piece_remesh_keeps_its_parts_inside_its_surface(benchmark_dir, tmp_path):
+    # The husky remeshed into one closed surface (the benchmark's own remesh), labelled by its true parts: the
+    # top plate's hull would reach out over the open space above it; the wheels' hulls stay inside.
+    task = build_remesh_task(benchmark_dir / "husky.glb", tmp_path, 128)
+    result = {p.name: p for p in complete(task.job).parts}
+    plate = result["top_plate_link"]
+    assert any("would lie outside the object, which is closed" in note for note in plate.notes), plate.notes
+    assert "convex hull" not in plate.notes[0] and plate.watertight
+    for wheel in ("front_left_wheel_link", "rear_right_wheel_link"):
+        assert "along its convex hull" in result[wheel].notes[0], result[wheel].notes
 
 
 def winding_numbers(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:

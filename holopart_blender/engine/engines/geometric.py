@@ -37,7 +37,10 @@ artist's topology and UVs survive and ``face_source`` maps them back); only adde
 5. Every closure must then do no harm (``_Checks``): be closed with a positive volume, have no more bodies
    than the visible surface has pieces and none without visible faces, add at most ``MAX_ADDED`` x the
    visible area (caps and partial hulls; for a single sheet at most ``SHEET_CAPS``), and enclose at most
-   ``ENCLOSED`` of other parts' visible surface. The first closure that passes is kept; when none does the
+   ``ENCLOSED`` of other parts' visible surface. On a closed object (a one-piece mesh, a scan), a hull or a
+   sphere may also put at most ``OUTSIDE`` of what it encloses beyond the caps outside the object's surface:
+   that space was seen empty. (Visible faces with gaps between them do not tell outside from hidden, so
+   there this check is not made.) The first closure that passes is kept; when none does the
    visible faces come back as they are, open (a sheet stays a sheet; the ``thickness`` setting gives a
    sheet a shell of that thickness instead). The notes say what was done, and why each closure tried before
    it was turned down.
@@ -59,6 +62,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from ...core.errors import InputError
 from ..geometry.capping import Holes, close_holes, find_holes
@@ -96,6 +100,7 @@ TWO_SIDED = 0.4  # ... and at least this share of its surface has the back of it
 SHEET = 0.05  # a surface is one sheet when the back of its wall is found for at most this share of it ...
 SHEET_CAPS = 0.5  # ... and then its caps or partial hull may add at most this much area per unit of visible area
 LID = 0.1  # a closure of a thin part is a lid when more than this share of what it adds lies beyond twice its thickness
+OUTSIDE = 0.25  # on a closed object, the share of what a hull or sphere adds beyond its caps that may lie outside it
 LID_POINTS = 5_000  # ... measured at this many points spread over what it adds (the share's standard error <= 0.007)
 
 
@@ -155,9 +160,11 @@ class _Checks:
     """The tests every closure must pass before it is returned (``fault``), against the whole object:
     its visible surface sampled on a coarse grid, by part."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, labels: np.ndarray):
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, labels: np.ndarray, closed: bool):
         used = vertices[np.unique(faces)]
         self.grid = CellGrid(used.min(0), used.max(0), OVERLAP_RESOLUTION)
+        # A closed object (a one-piece mesh, a scan) is known to be empty outside its surface: that was seen.
+        self.solid = ndimage.binary_fill_holes(self.grid.touched(vertices, faces)).reshape(-1) if closed else None
         points, owner = face_samples(vertices, faces, self.grid.size / 2)
         area = face_areas(vertices, faces)
         self.cells = np.ravel_multi_index(self.grid.index(points).T, self.grid.shape)
@@ -193,6 +200,18 @@ class _Checks:
         enclosed = float(self.weight[other].sum()) / max(visible_area, TOL.tiny)
         if enclosed > ENCLOSED:
             return f"it would enclose other parts' visible surface ({enclosed:.0%} of its own area)"
+        return None
+
+
+    def outside(self, candidate: _Candidate, capped: _Candidate) -> str | None:
+        """On a closed object, why a hull or sphere may not be returned, or None: over ``OUTSIDE`` of the cells
+        it encloses beyond its caps lie outside the object's surface (open input: never)."""
+        if self.solid is None or candidate.kind not in ("sphere", "hull", "hull along"):
+            return None
+        added = np.setdiff1d(candidate.inside(self.grid), capped.inside(self.grid), assume_unique=True)
+        share = float((~self.solid[added]).mean()) if len(added) else 0.0
+        if share > OUTSIDE:
+            return f"{share:.0%} of what it encloses beyond its caps would lie outside the object, which is closed"
         return None
 
 
@@ -279,7 +298,7 @@ class GeometricCompletion(CompletionEngine):
 
         parts = {part.label: part for part in _each(patch, context, progress, 0.0, 0.6, "closing", job) if part}
         progress(0.6, "checking closures against the object")
-        checks = _Checks(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
+        checks = _Checks(mesh.vertices, mesh.faces[usable], job.face_labels[usable], is_closed(welded[usable]))
         # The whole object's surface, for telling hidden space from empty space (built on first use).
         solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
 
@@ -371,7 +390,7 @@ class GeometricCompletion(CompletionEngine):
                                          f"({self.settings['thickness']:.3g}) as a shell"))
         pieces = len(np.unique(_bodies(part.vertices, part.faces)))
         for candidate in candidates:
-            fault = checks.fault(part, candidate, visible_area, pieces)
+            fault = checks.fault(part, candidate, visible_area, pieces) or checks.outside(candidate, capped)
             if fault is not None:
                 part.rejected.append(f"not closed by its {candidate.kind}: {fault}")
             elif part.chosen is None:
