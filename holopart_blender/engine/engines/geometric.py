@@ -202,7 +202,6 @@ class _Checks:
             return f"it would enclose other parts' visible surface ({enclosed:.0%} of its own area)"
         return None
 
-
     def outside(self, candidate: _Candidate, capped: _Candidate) -> str | None:
         """On a closed object, why a hull or sphere may not be returned, or None: over ``OUTSIDE`` of the cells
         it encloses beyond its caps lie outside the object's surface (open input: never)."""
@@ -281,31 +280,31 @@ class GeometricCompletion(CompletionEngine):
         progress(0.0, "joining seams")
         welded = weld(mesh.vertices, mesh.faces, tolerance=0)  # bit-identical seams only
         # Every labelled part is built: the overlap check weighs a part's hull against all its neighbours.
-        context = sorted(set(job.labels) | set(labels))
+        own = {label: np.flatnonzero((job.face_labels == label) & usable)
+               for label in sorted(set(job.labels) | set(labels))}
         for label in labels:
-            if not ((job.face_labels == label) & usable).any():
+            if len(own[label]) == 0:
                 raise InputError(f"part {job.part_name(label)}'s faces are all degenerate (zero area or "
                                  "non-finite)", "fix the geometry (Mesh > Clean Up) or leave that part out")
 
-        def patch(label: int) -> _Part | None:
+        def patch(label: int) -> _Part:
             t0 = time.perf_counter()
-            face_index = np.flatnonzero((job.face_labels == label) & usable)
-            if len(face_index) == 0:
-                return None
-            faces, vertex_of = split_manifold(welded[face_index])
+            faces, vertex_of = split_manifold(welded[own[label]])
             vertices = mesh.vertices[vertex_of]
-            return _Part(label, face_index, vertices, faces, find_holes(vertices, faces), time.perf_counter() - t0)
+            return _Part(label, own[label], vertices, faces, find_holes(vertices, faces), time.perf_counter() - t0)
 
-        parts = {part.label: part for part in _each(patch, context, progress, 0.0, 0.6, "closing", job) if part}
+        context = [label for label, face_index in own.items() if len(face_index)]
+        parts = {part.label: part for part in _each(patch, context, progress, 0.0, 0.6, "closing", job)}
         progress(0.6, "checking closures against the object")
         checks = _Checks(mesh.vertices, mesh.faces[usable], job.face_labels[usable], is_closed(welded[usable]))
         # The whole object's surface, for telling hidden space from empty space (built on first use).
-        solid = SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
+        solid = (SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
+                 if self.settings["convex"] > 0 else None)
 
         def choose(label: int) -> None:
             t0 = time.perf_counter()
             part = parts[label]
-            self._choose(part, checks, solid if self.settings["convex"] > 0 else None)
+            self._choose(part, checks, solid)
             part.seconds += time.perf_counter() - t0
 
         _each(choose, labels, progress, 0.6, 0.9, "choosing the closure of", job)
