@@ -15,7 +15,7 @@ sys.path.insert(0, "/work/tests/real_window")
 import addon_utils  # noqa: E402
 import bmesh  # noqa: E402
 import bpy  # noqa: E402
-from window import callback_errors, key, result, run, shot, view3d, wait_until  # noqa: E402
+from window import callback_errors, key, key_clear_of_popups, result, run, shot, view3d, wait_until  # noqa: E402
 
 addon_utils.enable("holopart_blender", default_set=True)
 from holopart_blender.blender import job as job_state, reimport, session  # noqa: E402
@@ -69,6 +69,25 @@ def select_faces(obj, pick):
 def invoke(op, **kwargs):
     with bpy.context.temp_override(**view3d()):
         return getattr(bpy.ops.holopart, op)("INVOKE_DEFAULT", **kwargs)
+
+
+def ctrl_z(done, timeout):
+    """Generator: a real Ctrl+Z, then waits until ``done()`` or ``timeout`` and 1 s more; returns when (seconds
+    after the key) Blender ran an undo step, so that a key that never reached the undo fails the check."""
+    runs, t = [], time.monotonic()
+
+    def record(*_):
+        runs.append(round(time.monotonic() - t, 2))
+
+    bpy.app.handlers.undo_post.append(record)
+    try:
+        yield from key_clear_of_popups("ctrl+z")
+        t = time.monotonic()
+        yield from wait_until(done, timeout)
+        yield 1.0
+    finally:
+        bpy.app.handlers.undo_post.remove(record)
+    return runs
 
 
 def watch_progress(job, seen, timeout):
@@ -320,15 +339,14 @@ def scenario():
     result("complete_all_done", ok, final=final.get("type"), parts=parts, message=final.get("message"),
            seconds=round(time.monotonic() - t, 1), source_hidden=bpy.data.objects["Toy"].hide_get())
     shot("03_complete_all")
-    key("ctrl+z")
-    yield from wait_until(lambda: "Toy parts" not in bpy.data.collections, 10)
-    yield 1.0
+    undos = yield from ctrl_z(lambda: "Toy parts" not in bpy.data.collections, 10)
     after = scene_state()
     toy = bpy.data.objects.get("Toy")
-    result("complete_all_undo", ok and after == before and toy is not None and not toy.hide_get(),
+    result("complete_all_undo", ok and len(undos) == 1 and after == before and toy is not None and not toy.hide_get(),
            left_over=sorted(set(after["objects"]) - set(before["objects"])),
            missing=sorted(set(before["objects"]) - set(after["objects"])),
-           collections=after["collections"], source_visible=toy is not None and not toy.hide_get())
+           collections=after["collections"], source_visible=toy is not None and not toy.hide_get(),
+           undo_steps_at=undos)
     shot("04_undone")
 
     # 5. A failure (the selected faces are all degenerate: the engine refuses them), then Ctrl+Z.
@@ -355,17 +373,17 @@ def scenario():
     result("failure_answered", failed and "Flat parts" not in bpy.data.collections,
            answer=sorted(answer), final=final.get("type"), message=final.get("message"), mode=set_mode_after)
     shot("05_failure")
-    key("ctrl+z")  # the failed run recorded no step: this goes back past the selection step
-    yield 1.5
+    # The failed run recorded no step: this goes back past the selection step.
+    undos = yield from ctrl_z(lambda: False, 1.5)
     mode_after_undo = bpy.data.objects["Flat"].mode if "Flat" in bpy.data.objects else None
     for o in bpy.data.objects:
         if o.mode == "EDIT":
             set_mode(o, "OBJECT")
     yield 0.5
     after = scene_state()
-    result("failure_undo", after == before and "Flat parts" not in bpy.data.collections,
+    result("failure_undo", len(undos) == 1 and after == before and "Flat parts" not in bpy.data.collections,
            objects=after["objects"], expected=before["objects"], meshes=after["meshes"].get("Flat"),
-           expected_mesh=before["meshes"].get("Flat"), mode_after_undo=mode_after_undo)
+           expected_mesh=before["meshes"].get("Flat"), mode_after_undo=mode_after_undo, undo_steps_at=undos)
 
     # 6. The sidebar's HoloPart tab draws (with a last-run summary to show), and no callback raised.
     from holopart_blender.blender import panels
