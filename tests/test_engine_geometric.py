@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import threading
 import time
 
@@ -11,7 +14,7 @@ import trimesh
 
 from holopart_blender.engine import api, meshfiles
 from holopart_blender.wire.request import JobRequest
-from holopart_blender.core.errors import Cancelled, InputError
+from holopart_blender.core.errors import Cancelled, EngineError, InputError
 from holopart_blender.engine.engines import geometric
 from holopart_blender.engine.geometry import capping, convex
 from holopart_blender.engine.geometry.capping import close_holes, find_holes
@@ -79,11 +82,13 @@ def test_results_are_deterministic(tasks):
         assert a.notes == b.notes
 
 
-def test_parts_closed_on_several_threads_come_back_as_on_one(tasks, monkeypatch):
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_parts_closed_at_once_come_back_as_on_one(tasks, monkeypatch, fork):
     job = tasks["bicycle"].job
-    monkeypatch.setattr(geometric, "THREADS", 1)
+    monkeypatch.setattr(geometric, "WORKERS", 1)
     alone = complete(job)
-    monkeypatch.setattr(geometric, "THREADS", 3)
+    monkeypatch.setattr(geometric, "WORKERS", 3)
+    monkeypatch.setattr(geometric, "FORK", fork)
     together = complete(job)
     assert [p.label for p in together.parts] == [p.label for p in alone.parts] == sorted(job.labels)
     for a, b in zip(alone.parts, together.parts):
@@ -92,20 +97,51 @@ def test_parts_closed_on_several_threads_come_back_as_on_one(tasks, monkeypatch)
         assert a.notes == b.notes and a.watertight == b.watertight
 
 
-def test_a_cancel_stops_the_parts_not_yet_started(monkeypatch):
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_a_cancel_stops_the_parts_not_yet_started(monkeypatch, fork):
     vertices, faces = grid(41)
     job = PartJob(Mesh(vertices, faces), (np.arange(len(faces)) // 100).astype(np.int32))  # 32 parts
-    started = []
+    started = multiprocessing.get_context("fork").Value("i", 0)  # shared with forked processes
     real = geometric.find_holes
-    monkeypatch.setattr(geometric, "find_holes", lambda *args: started.append(1) or real(*args))
-    monkeypatch.setattr(geometric, "THREADS", 2)
+
+    def counted(*args):
+        with started.get_lock():
+            started.value += 1
+        time.sleep(0.2)  # parts slow enough that the cancel, not the parent's lag, decides how many start
+        return real(*args)
+
+    monkeypatch.setattr(geometric, "find_holes", counted)
+    monkeypatch.setattr(geometric, "WORKERS", 2)
+    monkeypatch.setattr(geometric, "FORK", fork)
     cancel = threading.Event()
     progress = Progress(lambda stage, fraction, message: cancel.set() if "(1/" in message else None, cancel)
     engine = api.EngineSession().engine("completion", "geometric", {})
     with pytest.raises(Cancelled):
         engine.complete(job, job.labels, progress)
-    # The first part to end asks for the cancel; at most one more per thread may have started meanwhile.
-    assert 1 <= len(started) <= 4, len(started)
+    # The first part to end asks for the cancel; a part is handed out only when one ends, so at most one
+    # more per worker may have started meanwhile.
+    assert 1 <= started.value <= 4, started.value
+
+
+def test_a_process_that_dies_is_a_clear_error_not_a_hang(monkeypatch):
+    vertices, faces = grid(21)
+    job = PartJob(Mesh(vertices, faces), (np.arange(len(faces)) // 100).astype(np.int32))  # 8 parts
+    parent, real = os.getpid(), geometric.find_holes
+
+    def killed(*args):
+        if os.getpid() != parent:  # as the kernel's out-of-memory killer would
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args)
+
+    monkeypatch.setattr(geometric, "find_holes", killed)
+    monkeypatch.setattr(geometric, "WORKERS", 2)
+    monkeypatch.setattr(geometric, "FORK", True)
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match="stopped abruptly"):
+        complete(job)
+    assert time.monotonic() - t0 < 60
+    monkeypatch.setattr(geometric, "find_holes", real)
+    assert len(complete(job).parts) == 8  # and the next job runs
 
 
 def test_hidden_surface_is_recovered_where_the_segment_leaves_it_out(tasks):

@@ -10,7 +10,7 @@ mesh in the object frame (``score_part``: L1 Chamfer, voxel IoU and F-score at 6
 the truth's hidden surface, farther than 0.02 from the visible input, that lies within 0.01 of the result).
 Printed per object and engine: the means over its parts, the share of parts that are closed, the largest
 share of a part's inside that lies inside another part (penetration, 128³ voxels), the engine's seconds and
-the process's peak memory so far; then the means over all parts, with the hidden recall clear of overlaps
+the process's peak memory so far (with that of its largest forked process); then the means over all parts, with the hidden recall clear of overlaps
 (over the hidden truth that lies inside no other truth part) and the share of the hidden truth that does.
 
 Last, the ``geometric`` engine is timed on an 8-part object of about ``--big-faces`` faces: the 8 segments
@@ -42,7 +42,10 @@ from devtools.evaluation.tasks import build_task  # noqa: E402
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+    """This process's peak memory so far plus that of the largest process it forked and waited for (the
+    geometric engine closes parts in forked processes on Linux): an upper bound, since a forked process
+    shares its parent's pages until it writes them. ``ru_maxrss`` is in kilobytes on Linux."""
+    return sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
 
 
 def big_job(task, target: int, parts: int = 8) -> PartJob:

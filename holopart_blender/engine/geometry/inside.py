@@ -41,6 +41,13 @@ class SurfaceGrid:
         self.keys = None
         self._building = threading.Lock()  # parts are checked on several threads
 
+    def build(self) -> None:
+        """Make the grid now, if not made yet: before the parts go to forked processes, each of which
+        would otherwise make its own."""
+        with self._building:
+            if self.keys is None:
+                self._build()
+
     def _build(self) -> None:
         vertices, faces, groups = self._surface
         tri = vertices[faces]
@@ -62,9 +69,7 @@ class SurfaceGrid:
     def inside(self, points: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Per ray (``points`` + t x unit ``directions``, from 1.5 voxels out): whether the first surface
         it meets faces away from it. A ray that meets nothing before it leaves the grid is outside."""
-        with self._building:
-            if self.keys is None:
-                self._build()
+        self.build()
         points, directions = np.asarray(points, np.float64), np.asarray(directions, np.float64)
         return np.concatenate([self._march(points[i:i + _RAYS], directions[i:i + _RAYS])
                                for i in range(0, len(points), _RAYS)] or [np.zeros(0, bool)])

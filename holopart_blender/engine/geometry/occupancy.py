@@ -49,6 +49,13 @@ class CellGrid:
         self.size = max(float(extent.max()), TOL.relative) / resolution
         self.shape = np.maximum(np.ceil(extent / self.size - 1e-9).astype(np.int64), 1) + 2
 
+    def __eq__(self, other) -> bool:
+        """The same cells (a grid copied, as one sent back from another process is)."""
+        return (isinstance(other, CellGrid) and self.size == other.size and np.array_equal(self.low, other.low)
+                and np.array_equal(self.shape, other.shape))
+
+    __hash__ = None
+
     def index(self, points: np.ndarray, clip: bool = True) -> np.ndarray:
         """(N, 3) cell of each point: cell k covers [low + (k-1)·size, low + k·size); with ``clip``, points
         outside the box go to the nearest cell inside it."""
