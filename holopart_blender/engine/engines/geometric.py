@@ -304,10 +304,11 @@ def _in_forks(work, order: list, count: int, done) -> None:
 def _each(work, labels, sizes: dict, progress: Progress, start: float, end: float, doing: str, job: PartJob) -> list:
     """``work(label)`` for every label, on up to ``WORKERS`` processes forked from this one where ``FORK``
     (``_in_forks``), else threads. Most of the work is Python between small numpy arrays, which holds the
-    interpreter lock: threads gain 10-20% on two cores, processes nearly twice. The largest parts (``sizes``:
-    faces per label) are started first, and a part only when one ends. Results in label order; progress is
-    reported as each ends. A cancel or an error stops the rest: forked processes at once, threads once
-    their part ends."""
+    interpreter lock: on two cores threads were 10-20% faster than one, processes another 10-25%
+    (docs/performance.md). The largest parts (``sizes``: faces per label) are started first, and a part only
+    when one ends. Results in label order; progress is reported as each ends. A cancel or an error stops
+    the rest: forked processes at once, threads once their part ends."""
+    progress.check()
     labels = list(labels)
     order = sorted(labels, key=lambda label: -sizes[label])  # stable: equal sizes stay in label order
     count = max(1, min(WORKERS, len(labels)))
