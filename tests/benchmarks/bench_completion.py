@@ -10,8 +10,9 @@ mesh in the object frame (``score_part``: L1 Chamfer, voxel IoU and F-score at 6
 the truth's hidden surface, farther than 0.02 from the visible input, that lies within 0.01 of the result).
 Printed per object and engine: the means over its parts, the share of parts that are closed, the largest
 share of a part's inside that lies inside another part (penetration, 128³ voxels), the engine's seconds and
-the process's peak memory so far (with that of its largest forked process); then the means over all parts, with the hidden recall clear of overlaps
-(over the hidden truth that lies inside no other truth part) and the share of the hidden truth that does.
+the process's peak memory so far (with that of its largest forked process); then the means over all parts,
+with the hidden recall clear of overlaps (over the hidden truth that lies inside no other truth part) and the
+share of the hidden truth that does.
 
 Last, the ``geometric`` engine is timed on an 8-part object of about ``--big-faces`` faces: the 8 segments
 of the task with the most parts whose faces, subdivided once (each triangle into four, labels kept), come

@@ -50,8 +50,8 @@ is capped the same way), and ``watertight`` means closed, consistently oriented 
 cap does not look at the other parts: a crooked hole whose least-area surface passes through a neighbour
 makes the two overlap where no check above catches it.
 With ``keep_visible`` off, every part is rebuilt as a voxel solid instead (``geometry.occupancy``): closed,
-but remeshed. Parts are closed on up to ``WORKERS`` processes (Linux) or threads at once, each on its own. Results are deterministic:
-the surface samples that measure walls use a fixed seed.
+but remeshed. Parts are closed on up to ``WORKERS`` processes (Linux) or threads at once, each on its own.
+Results are deterministic: the surface samples that measure walls use a fixed seed.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ import select
 import signal
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -232,6 +232,11 @@ def _away(walls: Walls, candidate: _Candidate, visible_faces: int, thickness: fl
 FORK = sys.platform.startswith("linux")  # parts go to forked processes (elsewhere fork is unsafe or absent: threads)
 
 
+def _forking(labels) -> bool:
+    """Whether ``_each`` closes these parts in forked processes."""
+    return FORK and min(WORKERS, len(labels)) > 1
+
+
 def _in_forks(work, order: list, count: int, done) -> None:
     """``work(label)`` for each label of ``order``, each in a process forked for it, at most ``count`` at once;
     ``done(label, result)`` in this process as each ends (in the order they end).
@@ -319,7 +324,7 @@ def _each(work, labels, sizes: dict, progress: Progress, start: float, end: floa
         progress(start + (end - start) * len(results) / len(labels),
                  f"{doing} {job.part_name(label)} ({len(results)}/{len(labels)})")
 
-    if count > 1 and FORK:
+    if _forking(labels):
         _in_forks(work, order, count, done)
         return [results[label] for label in labels]
 
@@ -327,17 +332,10 @@ def _each(work, labels, sizes: dict, progress: Progress, start: float, end: floa
         progress.check()
         return label, work(label)
 
-    pool = ThreadPoolExecutor(max_workers=count)
+    pool = ThreadPoolExecutor(max_workers=count)  # takes the parts in the order given, each as a thread frees
     try:
-        running = {pool.submit(run, label) for label in order[:count]}
-        waiting = iter(order[count:])
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                done(*future.result())
-                following = next(waiting, None)
-                if following is not None:
-                    running.add(pool.submit(run, following))
+        for future in as_completed([pool.submit(run, label) for label in order]):
+            done(*future.result())
         return [results[label] for label in labels]
     finally:
         pool.shutdown(cancel_futures=True)
@@ -399,8 +397,8 @@ class GeometricCompletion(CompletionEngine):
         solid = (SurfaceGrid(mesh.vertices, mesh.faces[usable], job.face_labels[usable])
                  if self.settings["convex"] > 0 else None)
 
-        if solid is not None and FORK and min(WORKERS, len(labels)) > 1:
-            solid.build()
+        if solid is not None and _forking(labels):
+            solid.build()  # once here, not once in every forked process
 
         def choose(label: int) -> _Part:
             t0 = time.perf_counter()
